@@ -1,0 +1,1 @@
+//! deb-repo (not built yet).

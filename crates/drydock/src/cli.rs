@@ -1,0 +1,339 @@
+//! The command line: one enum per subcommand level, one options struct per leaf.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// drydock builds bootable, Docker-ready SD-card images for ARM boards.
+///
+/// A board profile (boards/*.yaml, or a path to one) is turned into four artifacts — a Debian root
+/// filesystem, the kernel as .debs, a signed APT repository of drydock's own packages and a
+/// partitioned raw image — each cached by the digest of its inputs, then assembled into an image
+/// bundle (.img, .img.zst, .bmap, SHA256SUMS, manifest.json, SPDX SBOM). No loop devices, no mounts.
+///
+/// Start with `drydock doctor` to check the host, then `drydock build`.
+#[derive(Debug, Parser)]
+#[command(name = "drydock", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Artifact cache folder [default: $XDG_CACHE_HOME/drydock or ~/.cache/drydock].
+    #[arg(long, global = true, env = "DRYDOCK_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// More log output (-v: host tool commands; -vv: everything).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the image bundle for a board (default: rpi-arm64), reusing cached artifacts.
+    Build(BuildArgs),
+    /// Build one artifact of a board's pipeline on its own.
+    BuildArtifact(BuildArtifactArgs),
+    /// Run static checks on an image file (no mount, no root).
+    Test(TestArgs),
+    /// Boot a copy of an image under QEMU and check it over SSH.
+    BootTest(BootTestArgs),
+    /// Write per-device settings (cloud-init seed) into an image's boot partition.
+    Configure(ConfigureArgs),
+    /// Write an image to an SD card or file, only mapped blocks, verified.
+    Flash(FlashArgs),
+    /// Check a kernel config (or kernel .deb) for what containers need.
+    KernelCheck(KernelCheckArgs),
+    /// Check the host tools a build needs and say how to install what is missing.
+    Doctor(DoctorArgs),
+    /// List the board profiles, or show one resolved.
+    Boards(BoardsArgs),
+    /// Inspect and maintain the artifact cache.
+    Cache(CacheArgs),
+}
+
+/// Where artifacts and bundles are written besides the cache.
+#[derive(Debug, Args, Clone)]
+pub struct OutArgs {
+    /// Folder the artifact or bundle is copied to.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Board name (see `drydock boards`) or path to a profile file.
+    #[arg(default_value = "rpi-arm64", value_name = "BOARD")]
+    pub board: String,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Container image archive (docker save / OCI) to load at first boot; repeatable.
+    #[arg(long, value_name = "FILE.tar")]
+    pub preload: Vec<PathBuf>,
+    /// Compression of the image copy (default: the profile's, zstd).
+    #[arg(long, value_enum)]
+    pub compress: Option<CompressArg>,
+    /// Hostname baked into the default seed.
+    #[arg(long)]
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompressArg {
+    Zstd,
+    Xz,
+    Zip,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArtifactArgs {
+    /// Which artifact.
+    #[arg(value_enum)]
+    pub kind: ArtifactKind,
+    /// Board name or path to a profile file.
+    #[arg(long, default_value = "rpi-arm64", value_name = "BOARD")]
+    pub board: String,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArtifactKind {
+    /// Debian root filesystem tarball (rootfs-builder).
+    Rootfs,
+    /// Kernel and firmware .debs plus the container-readiness report (kernel-packager).
+    Kernel,
+    /// Signed APT repository of drydock's own packages (deb-repo).
+    DebRepo,
+    /// Partitioned blank image (raw-image).
+    RawImage,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Image file (.img).
+    pub image: PathBuf,
+    /// Board the image was built for (default: read from the bundle's manifest.json, else rpi-arm64).
+    #[arg(long)]
+    pub board: Option<String>,
+    /// One JSON object per check on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BootTestArgs {
+    /// Image file (.img).
+    pub image: PathBuf,
+    /// Board profile naming the QEMU machine.
+    #[arg(long)]
+    pub board: Option<String>,
+    /// One JSON object per check on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds allowed to reach SSH login.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+    /// Folder for the serial log and the working copy [default: beside the image].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// Per-device settings written into the cloud-init NoCloud seed.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Settings {
+    /// Hostname of the device.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Login user to create (default pirate).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Password for the user (stored hashed).
+    #[arg(long)]
+    pub password: Option<String>,
+    /// SSH public key file for the user; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Vec<PathBuf>,
+    /// Wi-Fi network name.
+    #[arg(long)]
+    pub wifi_ssid: Option<String>,
+    /// Wi-Fi passphrase.
+    #[arg(long, requires = "wifi_ssid")]
+    pub wifi_psk: Option<String>,
+    /// Wi-Fi regulatory country (two letters, e.g. DE).
+    #[arg(long)]
+    pub wifi_country: Option<String>,
+    /// Static address on the wired interface, ADDR/PREFIX.
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    pub static_ip: Option<String>,
+    /// Gateway for --static-ip.
+    #[arg(long, requires = "static_ip")]
+    pub gateway: Option<String>,
+    /// DNS server for --static-ip; repeatable.
+    #[arg(long, requires = "static_ip")]
+    pub dns: Vec<String>,
+    /// Timezone, e.g. Europe/Berlin.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Locale, e.g. de_DE.UTF-8.
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// Use this #cloud-config file as user-data (validated).
+    #[arg(long, value_name = "FILE")]
+    pub user_data: Option<PathBuf>,
+    /// Copy a file onto the boot partition, SRC:DEST; repeatable.
+    #[arg(long, value_name = "SRC:DEST")]
+    pub file: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// Image file (.img or .img.zst).
+    pub image: PathBuf,
+    #[command(flatten)]
+    pub settings: Settings,
+    /// Stamp N copies (IMAGE-1.img ... IMAGE-N.img) with --hostname-pattern.
+    #[arg(long, requires = "hostname_pattern")]
+    pub count: Option<u32>,
+    /// Hostname pattern for --count, `{n}` is replaced by 1..N.
+    #[arg(long)]
+    pub hostname_pattern: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FlashArgs {
+    /// Image (.img, .img.zst, .img.xz or .zip); a .bmap beside it is used.
+    pub image: PathBuf,
+    /// Target block device or regular file; without it, candidate drives are listed.
+    #[arg(long)]
+    pub device: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Allow a device the kernel does not call removable.
+    #[arg(long)]
+    pub force_non_removable: bool,
+    /// Block map to use instead of the one beside the image.
+    #[arg(long)]
+    pub bmap: Option<PathBuf>,
+    /// Ignore the block map and write the whole image.
+    #[arg(long)]
+    pub no_bmap: bool,
+    /// Skip the read-back verification.
+    #[arg(long)]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Args)]
+pub struct KernelCheckArgs {
+    /// A kernel .config file or a kernel .deb (its /boot/config-* is read).
+    pub file: PathBuf,
+    /// Level that must be met.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub level: LevelArg,
+    /// JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LevelArg {
+    Docker,
+    Kubernetes,
+    Podman,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Board whose build is checked.
+    #[arg(long, default_value = "rpi-arm64")]
+    pub board: String,
+    /// Also check the tools `boot-test` needs.
+    #[arg(long)]
+    pub boot_test: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BoardsArgs {
+    #[command(subcommand)]
+    pub command: Option<BoardsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BoardsCommand {
+    /// List the shipped boards (the default).
+    List,
+    /// Print a resolved profile.
+    Show {
+        /// Board name or path to a profile file.
+        name: String,
+        /// JSON instead of YAML.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List cached artifacts.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every cached file; quarantine corrupt entries (exit 1 when any was found).
+    Verify,
+    /// Remove abandoned builds, quarantined entries and old versions.
+    Gc {
+        /// How many most recently used entries of each artifact name to keep.
+        #[arg(long, default_value_t = 2)]
+        keep: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_checked_invocations() {
+        for args in [
+            vec!["drydock", "build"],
+            vec!["drydock", "build", "rpi-arm64", "--out", "d"],
+            vec!["drydock", "build-artifact", "rootfs", "--board", "rpi-arm64", "--out", "d"],
+            vec!["drydock", "build-artifact", "raw-image", "--board", "rpi-arm64", "--out", "d"],
+            vec!["drydock", "build-artifact", "kernel", "--board", "rpi-arm64", "--out", "d"],
+            vec!["drydock", "kernel-check", "f", "--level", "kubernetes"],
+            vec!["drydock", "test", "x.img", "--board", "rpi-arm64", "--json"],
+            vec!["drydock", "boot-test", "x.img", "--board", "qemu-arm64"],
+            vec!["drydock", "configure", "x.img", "--hostname", "n", "--ssh-key", "k.pub"],
+            vec!["drydock", "flash", "x.img", "--device", "/dev/null", "--yes"],
+            vec!["drydock", "boards", "show", "rpi-arm64", "--json"],
+            vec!["drydock", "cache", "gc", "--keep", "1"],
+        ] {
+            Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! drydock, the orchestrator: loads board profiles, turns them into builder specs, runs the pipeline
+//! through the artifact cache, and provides the image tools (test, boot-test, configure, flash).
+
+pub mod artifacts;
+pub mod cli;
+pub mod doctor;
+pub mod logging;
+pub mod profile;
+pub mod size;
+
+mod boards_cmd;
+mod cache_cmd;
+pub(crate) use cache_cmd::human as cache_cmd_human;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use artifact::Store;
+
+use cli::{Cli, Command};
+
+/// Marks an error caused by bad input (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code for an error: 2 for bad input (profiles, arguments), 1 for everything else.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<profile::ProfileError>() || cause.is::<UsageError>() {
+            return 2;
+        }
+    }
+    1
+}
+
+/// What every command gets: the store and global options.
+pub struct Ctx {
+    pub store: Store,
+    pub verbose: u8,
+}
+
+impl Ctx {
+    pub fn new(cache_dir: Option<PathBuf>, verbose: u8) -> Result<Ctx> {
+        let root = cache_dir.unwrap_or_else(Store::default_root);
+        let store = Store::open(&root)?;
+        Ok(Ctx { store, verbose })
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Boards(a) => boards_cmd::run(a),
+        Command::Doctor(a) => doctor::run(&a, g.cache_dir.clone()),
+        Command::Cache(a) => cache_cmd::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
+        Command::BuildArtifact(a) => {
+            let ctx = Ctx::new(g.cache_dir, g.verbose)?;
+            let profile = profile::load(&a.board)?;
+            artifacts::build_one(&ctx, &profile, a.kind, &a.out.out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build(_) => not_built("build", "the image-assembler issue"),
+        Command::Test(_) => not_built("test", "the drydock test issue"),
+        Command::BootTest(_) => not_built("boot-test", "the drydock boot-test issue"),
+        Command::Configure(_) => not_built("configure", "the configure/flash issue"),
+        Command::Flash(_) => not_built("flash", "the configure/flash issue"),
+        Command::KernelCheck(_) => not_built("kernel-check", "the kernel-packager issue"),
+    }
+}
+
+fn not_built(cmd: &str, issue: &str) -> Result<ExitCode> {
+    eprintln!("drydock {cmd}: not built yet (planned in {issue}).");
+    Ok(ExitCode::from(3))
+}

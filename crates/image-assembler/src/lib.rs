@@ -1,0 +1,1 @@
+//! image-assembler (not built yet).

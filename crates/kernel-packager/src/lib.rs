@@ -1,0 +1,1 @@
+//! kernel-packager (not built yet).

@@ -1,0 +1,1 @@
+//! raw-image (not built yet).

@@ -1,0 +1,1 @@
+//! rootfs-builder (not built yet).
