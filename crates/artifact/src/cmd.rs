@@ -203,8 +203,7 @@ fn keep_tail(kept: &mut String, line: &str) {
 /// The version of a host tool, as its Debian package reports it (`dpkg-query`), falling back to the
 /// first line of `TOOL --version`. Used in cache keys. Returns "unknown" when neither answers.
 pub fn tool_version(program: &str, package: &str) -> String {
-    let q = run(Command::new("dpkg-query")
-        .args(["-W", "-f", "${Version}", package]));
+    let q = run(Command::new("dpkg-query").args(["-W", "-f", "${Version}", package]));
     if let Ok(o) = q {
         let v = o.stdout_str();
         if !v.trim().is_empty() {
@@ -250,7 +249,8 @@ mod tests {
 
     #[test]
     fn failure_carries_command_and_stderr_tail() {
-        let e = run(Command::new("sh").args(["-c", "echo one >&2; echo two >&2; exit 3"])).unwrap_err();
+        let e =
+            run(Command::new("sh").args(["-c", "echo one >&2; echo two >&2; exit 3"])).unwrap_err();
         let s = e.to_string();
         assert!(s.contains("sh -c"), "{s}");
         assert!(s.contains("exit status: 3"), "{s}");
@@ -265,14 +265,19 @@ mod tests {
 
     #[test]
     fn missing_program_hints_doctor() {
-        let e = run(&mut Command::new("drydock-no-such-tool")).unwrap_err().to_string();
+        let e = run(&mut Command::new("drydock-no-such-tool"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("drydock doctor"), "{e}");
     }
 
     #[test]
     fn logged_failure_keeps_tail() {
-        let e = run_logged(Command::new("sh").args(["-c", "for i in $(seq 1 100); do echo line$i >&2; done; exit 1"]))
-            .unwrap_err();
+        let e = run_logged(Command::new("sh").args([
+            "-c",
+            "for i in $(seq 1 100); do echo line$i >&2; done; exit 1",
+        ]))
+        .unwrap_err();
         let t = e.stderr_tail();
         assert!(t.contains("line100"));
         assert!(!t.contains("line50\n"));

@@ -7,9 +7,12 @@ use crate::{IoContext, Result};
 
 /// Write a file and fsync it.
 pub fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).io_context(|| format!("creating {}", path.display()))?;
-    f.write_all(data).io_context(|| format!("writing {}", path.display()))?;
-    f.sync_all().io_context(|| format!("syncing {}", path.display()))
+    let mut f =
+        std::fs::File::create(path).io_context(|| format!("creating {}", path.display()))?;
+    f.write_all(data)
+        .io_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .io_context(|| format!("syncing {}", path.display()))
 }
 
 /// Write a file atomically: write a temporary file beside it, fsync, rename over, fsync the folder.
@@ -19,8 +22,11 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .prefix(".tmp-")
         .tempfile_in(dir)
         .io_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(data).io_context(|| format!("writing {}", path.display()))?;
-    tmp.as_file().sync_all().io_context(|| format!("syncing {}", path.display()))?;
+    tmp.write_all(data)
+        .io_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .io_context(|| format!("syncing {}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .io_context(|| format!("renaming into {}", path.display()))?;
@@ -30,7 +36,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// fsync a folder (so a rename inside it is durable).
 pub fn sync_dir(dir: &Path) -> Result<()> {
     let f = std::fs::File::open(dir).io_context(|| format!("opening {}", dir.display()))?;
-    f.sync_all().io_context(|| format!("syncing {}", dir.display()))
+    f.sync_all()
+        .io_context(|| format!("syncing {}", dir.display()))
 }
 
 /// fsync every regular file under `dir`, then every folder, bottom-up.
@@ -38,12 +45,16 @@ pub fn sync_tree(dir: &Path) -> Result<()> {
     let rd = std::fs::read_dir(dir).io_context(|| format!("listing {}", dir.display()))?;
     for ent in rd {
         let ent = ent.io_context(|| format!("listing {}", dir.display()))?;
-        let ft = ent.file_type().io_context(|| format!("stat {}", ent.path().display()))?;
+        let ft = ent
+            .file_type()
+            .io_context(|| format!("stat {}", ent.path().display()))?;
         if ft.is_dir() {
             sync_tree(&ent.path())?;
         } else if ft.is_file() {
-            let f = std::fs::File::open(ent.path()).io_context(|| format!("opening {}", ent.path().display()))?;
-            f.sync_all().io_context(|| format!("syncing {}", ent.path().display()))?;
+            let f = std::fs::File::open(ent.path())
+                .io_context(|| format!("opening {}", ent.path().display()))?;
+            f.sync_all()
+                .io_context(|| format!("syncing {}", ent.path().display()))?;
         }
     }
     sync_dir(dir)
@@ -59,11 +70,14 @@ pub fn export_files(src: &Path, files: &[String], out: &Path) -> Result<Vec<Path
         let from = src.join(rel);
         let to = out.join(rel);
         if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).io_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .io_context(|| format!("creating {}", parent.display()))?;
         }
         let tmp = to.with_file_name(format!(
             ".tmp-{}",
-            to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            to.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         ));
         let _ = std::fs::remove_file(&tmp);
         copy_sparse(&from, &tmp)?;
@@ -107,7 +121,9 @@ pub fn copy_sparse(from: &Path, to: &Path) -> Result<u64> {
             break;
         }
     }
-    dst.set_len(total).io_context(|| format!("sizing {}", to.display()))?;
-    dst.sync_all().io_context(|| format!("syncing {}", to.display()))?;
+    dst.set_len(total)
+        .io_context(|| format!("sizing {}", to.display()))?;
+    dst.sync_all()
+        .io_context(|| format!("syncing {}", to.display()))?;
     Ok(total)
 }

@@ -75,7 +75,8 @@ impl Manifest {
     /// Read and parse `dir/manifest.json`.
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&path).io_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).io_context(|| format!("reading {}", path.display()))?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Manifest {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -108,9 +109,15 @@ impl Manifest {
             match sha256_file(&p) {
                 Ok((sha, size)) => {
                     if size != f.size {
-                        problems.push(format!("{}: size {} but manifest says {}", f.path, size, f.size));
+                        problems.push(format!(
+                            "{}: size {} but manifest says {}",
+                            f.path, size, f.size
+                        ));
                     } else if sha != f.sha256 {
-                        problems.push(format!("{}: sha256 {} but manifest says {}", f.path, sha, f.sha256));
+                        problems.push(format!(
+                            "{}: sha256 {} but manifest says {}",
+                            f.path, sha, f.sha256
+                        ));
                     }
                 }
                 Err(e) => problems.push(format!("{}: {e}", f.path)),
@@ -134,12 +141,18 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     let rd = std::fs::read_dir(dir).io_context(|| format!("listing {}", dir.display()))?;
     for ent in rd {
         let ent = ent.io_context(|| format!("listing {}", dir.display()))?;
-        let ft = ent.file_type().io_context(|| format!("stat {}", ent.path().display()))?;
+        let ft = ent
+            .file_type()
+            .io_context(|| format!("stat {}", ent.path().display()))?;
         let p = ent.path();
         if ft.is_dir() {
             walk(root, &p, out)?;
         } else if ft.is_file() {
-            let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
             out.push(rel);
         }
     }

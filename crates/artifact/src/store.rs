@@ -82,7 +82,8 @@ impl Store {
         let root = root.into();
         for sub in ["entries", "quarantine"] {
             let p = root.join(sub);
-            std::fs::create_dir_all(&p).io_context(|| format!("creating cache folder {}", p.display()))?;
+            std::fs::create_dir_all(&p)
+                .io_context(|| format!("creating cache folder {}", p.display()))?;
         }
         Ok(Store { root })
     }
@@ -96,7 +97,9 @@ impl Store {
         if let Some(p) = std::env::var_os("XDG_CACHE_HOME").filter(|p| !p.is_empty()) {
             return PathBuf::from(p).join("drydock");
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
         home.join(".cache").join("drydock")
     }
 
@@ -172,7 +175,8 @@ impl Store {
         manifest.inputs_digest = digest.clone();
         manifest.files.clear();
         manifest.add_files_from(staging.path())?;
-        self.finish_publish(staging, &kdir, &digest, manifest).map_err(E::from)
+        self.finish_publish(staging, &kdir, &digest, manifest)
+            .map_err(E::from)
     }
 
     fn finish_publish(
@@ -219,14 +223,16 @@ impl Store {
     pub fn list(&self) -> Result<Vec<(String, String, PathBuf)>> {
         let mut out = Vec::new();
         let entries = self.root.join("entries");
-        let kinds = std::fs::read_dir(&entries).io_context(|| format!("listing {}", entries.display()))?;
+        let kinds =
+            std::fs::read_dir(&entries).io_context(|| format!("listing {}", entries.display()))?;
         for k in kinds {
             let k = k.io_context(|| format!("listing {}", entries.display()))?;
             if !k.path().is_dir() {
                 continue;
             }
             let kind = k.file_name().to_string_lossy().into_owned();
-            let rd = std::fs::read_dir(k.path()).io_context(|| format!("listing {}", k.path().display()))?;
+            let rd = std::fs::read_dir(k.path())
+                .io_context(|| format!("listing {}", k.path().display()))?;
             for e in rd {
                 let e = e.io_context(|| format!("listing {}", k.path().display()))?;
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -246,7 +252,10 @@ impl Store {
         for (kind, digest, dir) in self.list()? {
             let problems = match Manifest::load(&dir) {
                 Ok(m) if m.inputs_digest != digest => {
-                    vec![format!("manifest inputs_digest {} does not match folder name", m.inputs_digest)]
+                    vec![format!(
+                        "manifest inputs_digest {} does not match folder name",
+                        m.inputs_digest
+                    )]
                 }
                 Ok(m) => m.verify(&dir),
                 Err(e) => vec![e.to_string()],
@@ -271,8 +280,12 @@ impl Store {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let to = self.root.join("quarantine").join(format!("{kind}-{digest}-{now}"));
-        std::fs::rename(dir, &to).io_context(|| format!("moving {} to {}", dir.display(), to.display()))?;
+        let to = self
+            .root
+            .join("quarantine")
+            .join(format!("{kind}-{digest}-{now}"));
+        std::fs::rename(dir, &to)
+            .io_context(|| format!("moving {} to {}", dir.display(), to.display()))?;
         Ok(to)
     }
 
@@ -283,12 +296,16 @@ impl Store {
         let now = SystemTime::now();
         // Abandoned staging folders.
         let entries = self.root.join("entries");
-        for k in std::fs::read_dir(&entries).io_context(|| format!("listing {}", entries.display()))? {
+        for k in
+            std::fs::read_dir(&entries).io_context(|| format!("listing {}", entries.display()))?
+        {
             let k = k.io_context(|| format!("listing {}", entries.display()))?;
             if !k.path().is_dir() {
                 continue;
             }
-            for e in std::fs::read_dir(k.path()).io_context(|| format!("listing {}", k.path().display()))? {
+            for e in std::fs::read_dir(k.path())
+                .io_context(|| format!("listing {}", k.path().display()))?
+            {
                 let e = e.io_context(|| format!("listing {}", k.path().display()))?;
                 if !e.file_name().to_string_lossy().starts_with(".tmp-") {
                     continue;
@@ -403,7 +420,9 @@ mod tests {
         });
         assert!(r.is_err());
         assert!(s.lookup("test", &key(2).digest()).is_none());
-        let leftovers: Vec<_> = std::fs::read_dir(d.path().join("entries/test")).unwrap().collect();
+        let leftovers: Vec<_> = std::fs::read_dir(d.path().join("entries/test"))
+            .unwrap()
+            .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 

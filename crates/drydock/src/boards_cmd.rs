@@ -12,7 +12,10 @@ pub fn run(a: BoardsArgs) -> Result<ExitCode> {
         BoardsCommand::List => {
             let names = profile::known_boards();
             if names.is_empty() {
-                anyhow::bail!("no board profiles found in {}", profile::boards_dir().display());
+                anyhow::bail!(
+                    "no board profiles found in {}",
+                    profile::boards_dir().display()
+                );
             }
             let width = names.iter().map(String::len).max().unwrap_or(0);
             for n in names {
@@ -24,7 +27,10 @@ pub fn run(a: BoardsArgs) -> Result<ExitCode> {
         BoardsCommand::Show { name, json } => {
             let p = profile::load(&name)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&p).context("rendering JSON")?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&p).context("rendering JSON")?
+                );
             } else {
                 print!("{}", serde_yaml::to_string(&p).context("rendering YAML")?);
             }

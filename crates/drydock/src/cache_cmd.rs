@@ -33,12 +33,16 @@ pub fn run(ctx: &Ctx, a: CacheArgs) -> Result<ExitCode> {
             } else if rows.is_empty() {
                 println!("cache {} is empty", store.root().display());
             } else {
-                println!("{:<10} {:<14} {:<32} {:<10} {:>10}", "KIND", "DIGEST", "NAME", "ARCH", "SIZE");
+                println!(
+                    "{:<10} {:<14} {:<32} {:<10} {:>10}",
+                    "KIND", "DIGEST", "NAME", "ARCH", "SIZE"
+                );
                 for r in &rows {
                     println!(
                         "{:<10} {:<14} {:<32} {:<10} {:>10}",
                         r["kind"].as_str().unwrap_or("?"),
-                        &r["digest"].as_str().unwrap_or("?")[..12.min(r["digest"].as_str().unwrap_or("").len())],
+                        &r["digest"].as_str().unwrap_or("?")
+                            [..12.min(r["digest"].as_str().unwrap_or("").len())],
                         r["name"].as_str().unwrap_or("(no manifest)"),
                         r["arch"].as_str().unwrap_or("?"),
                         human(r["bytes_on_disk"].as_u64().unwrap_or(0)),
@@ -66,7 +70,11 @@ pub fn run(ctx: &Ctx, a: CacheArgs) -> Result<ExitCode> {
                 }
             }
             println!("{} entries checked, {} corrupt", reports.len(), bad);
-            Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         CacheCommand::Gc { keep } => {
             let r = store.gc(keep, Duration::from_secs(6 * 3600))?;

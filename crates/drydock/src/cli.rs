@@ -13,7 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Start with `drydock doctor` to check the host, then `drydock build`.
 #[derive(Debug, Parser)]
-#[command(name = "drydock", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "drydock",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -322,14 +327,53 @@ mod tests {
         for args in [
             vec!["drydock", "build"],
             vec!["drydock", "build", "rpi-arm64", "--out", "d"],
-            vec!["drydock", "build-artifact", "rootfs", "--board", "rpi-arm64", "--out", "d"],
-            vec!["drydock", "build-artifact", "raw-image", "--board", "rpi-arm64", "--out", "d"],
-            vec!["drydock", "build-artifact", "kernel", "--board", "rpi-arm64", "--out", "d"],
+            vec![
+                "drydock",
+                "build-artifact",
+                "rootfs",
+                "--board",
+                "rpi-arm64",
+                "--out",
+                "d",
+            ],
+            vec![
+                "drydock",
+                "build-artifact",
+                "raw-image",
+                "--board",
+                "rpi-arm64",
+                "--out",
+                "d",
+            ],
+            vec![
+                "drydock",
+                "build-artifact",
+                "kernel",
+                "--board",
+                "rpi-arm64",
+                "--out",
+                "d",
+            ],
             vec!["drydock", "kernel-check", "f", "--level", "kubernetes"],
             vec!["drydock", "test", "x.img", "--board", "rpi-arm64", "--json"],
             vec!["drydock", "boot-test", "x.img", "--board", "qemu-arm64"],
-            vec!["drydock", "configure", "x.img", "--hostname", "n", "--ssh-key", "k.pub"],
-            vec!["drydock", "flash", "x.img", "--device", "/dev/null", "--yes"],
+            vec![
+                "drydock",
+                "configure",
+                "x.img",
+                "--hostname",
+                "n",
+                "--ssh-key",
+                "k.pub",
+            ],
+            vec![
+                "drydock",
+                "flash",
+                "x.img",
+                "--device",
+                "/dev/null",
+                "--yes",
+            ],
             vec!["drydock", "boards", "show", "rpi-arm64", "--json"],
             vec!["drydock", "cache", "gc", "--keep", "1"],
         ] {

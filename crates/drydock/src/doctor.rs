@@ -29,7 +29,11 @@ const fn t(program: &'static str, package: &'static str, purpose: &'static str) 
 const BASE: &[Tool] = &[
     t("mmdebstrap", "mmdebstrap", "builds the root filesystem"),
     t("mke2fs", "e2fsprogs", "makes ext4 filesystems from trees"),
-    t("debugfs", "e2fsprogs", "reads ext4 filesystems without mounting"),
+    t(
+        "debugfs",
+        "e2fsprogs",
+        "reads ext4 filesystems without mounting",
+    ),
     t("mkfs.vfat", "dosfstools", "makes FAT filesystems"),
     t("fsck.vfat", "dosfstools", "checks FAT filesystems"),
     t("mcopy", "mtools", "copies files into FAT filesystems"),
@@ -53,7 +57,11 @@ const KERNEL_SOURCE: &[Tool] = &[
 
 /// Tools `drydock boot-test` needs.
 const BOOT_TEST: &[Tool] = &[
-    t("qemu-system-aarch64", "qemu-system-arm", "boots arm64 images"),
+    t(
+        "qemu-system-aarch64",
+        "qemu-system-arm",
+        "boots arm64 images",
+    ),
     t("ssh", "openssh-client", "checks the booted image"),
     t("ssh-keygen", "openssh-client", "makes the test key"),
 ];
@@ -193,9 +201,9 @@ pub fn check(p: &Profile, needs: &Needs, cache_dir: &Path) -> Report {
             r.findings.push(Finding {
                 what: qemu.to_string(),
                 ok: found.is_some(),
-                detail: found
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| format!("not found; runs {} programs in the rootfs", p.arch)),
+                detail: found.map(|p| p.display().to_string()).unwrap_or_else(|| {
+                    format!("not found; runs {} programs in the rootfs", p.arch)
+                }),
                 package: Some("qemu-user-static".into()),
                 fix: None,
             });
@@ -264,9 +272,19 @@ pub fn run(a: &DoctorArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode> {
         min_free: 8 << 30,
     };
     let r = check(&p, &needs, &cache);
-    println!("host check for board {} ({} on {}):", p.name, p.arch, host_arch());
+    println!(
+        "host check for board {} ({} on {}):",
+        p.name,
+        p.arch,
+        host_arch()
+    );
     for f in &r.findings {
-        println!("  [{}] {:<24} {}", if f.ok { " ok " } else { "MISS" }, f.what, f.detail);
+        println!(
+            "  [{}] {:<24} {}",
+            if f.ok { " ok " } else { "MISS" },
+            f.what,
+            f.detail
+        );
     }
     if r.ok() {
         println!("everything a build of {} needs is here.", p.name);

@@ -2,8 +2,14 @@
 //! through the artifact cache, and provides the image tools (test, boot-test, configure, flash).
 
 pub mod artifacts;
+pub mod boot_test;
+pub mod build;
 pub mod cli;
+pub mod configure;
 pub mod doctor;
+pub mod flash;
+pub mod image_test;
+pub mod kernel_check;
 pub mod logging;
 pub mod profile;
 pub mod size;
@@ -62,16 +68,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             artifacts::build_one(&ctx, &profile, a.kind, &a.out.out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Build(_) => not_built("build", "the image-assembler issue"),
-        Command::Test(_) => not_built("test", "the drydock test issue"),
-        Command::BootTest(_) => not_built("boot-test", "the drydock boot-test issue"),
-        Command::Configure(_) => not_built("configure", "the configure/flash issue"),
-        Command::Flash(_) => not_built("flash", "the configure/flash issue"),
-        Command::KernelCheck(_) => not_built("kernel-check", "the kernel-packager issue"),
+        Command::Build(a) => build::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
+        Command::Test(a) => image_test::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
+        Command::BootTest(a) => boot_test::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
+        Command::Configure(a) => configure::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
+        Command::Flash(a) => flash::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
+        Command::KernelCheck(a) => kernel_check::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
     }
 }
 
-fn not_built(cmd: &str, issue: &str) -> Result<ExitCode> {
+pub(crate) fn not_built(cmd: &str, issue: &str) -> Result<ExitCode> {
     eprintln!("drydock {cmd}: not built yet (planned in {issue}).");
     Ok(ExitCode::from(3))
 }

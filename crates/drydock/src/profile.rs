@@ -529,25 +529,50 @@ impl Profile {
                 ),
             ));
         }
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(err("name", 0, format!("name: {:?} must be letters, digits, '-' or '_'", self.name)));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(err(
+                "name",
+                0,
+                format!("name: {:?} must be letters, digits, '-' or '_'", self.name),
+            ));
         }
         match self.kernel.mode {
             KernelMode::Upstream if self.kernel.packages.is_empty() => {
-                return Err(err("mode", 0, "kernel.packages: upstream mode needs at least one package".into()))
+                return Err(err(
+                    "mode",
+                    0,
+                    "kernel.packages: upstream mode needs at least one package".into(),
+                ))
             }
             KernelMode::Source if self.kernel.source.is_none() => {
-                return Err(err("mode", 0, "kernel.source: source mode needs a `source:` section".into()))
+                return Err(err(
+                    "mode",
+                    0,
+                    "kernel.source: source mode needs a `source:` section".into(),
+                ))
             }
             _ => {}
         }
         if self.layout.partitions.is_empty() {
-            return Err(err("partitions", 0, "layout.partitions: at least one partition is needed".into()));
+            return Err(err(
+                "partitions",
+                0,
+                "layout.partitions: at least one partition is needed".into(),
+            ));
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, p) in self.layout.partitions.iter().enumerate() {
             if !names.insert(p.name.as_str()) {
-                return Err(err("name", i + 1, format!("layout.partitions[{i}].name: {:?} is used twice", p.name)));
+                return Err(err(
+                    "name",
+                    i + 1,
+                    format!("layout.partitions[{i}].name: {:?} is used twice", p.name),
+                ));
             }
             if let (FsKind::Fat32, Some(l)) = (p.fs, &p.label) {
                 if l.len() > 11 {
@@ -567,17 +592,35 @@ impl Profile {
             return Err(err(
                 "align",
                 0,
-                format!("layout.align: {} must be a power of two of at least 512 bytes", self.layout.align),
+                format!(
+                    "layout.align: {} must be a power of two of at least 512 bytes",
+                    self.layout.align
+                ),
             ));
         }
-        if !self.layout.partitions.iter().any(|p| p.mount.as_deref() == Some("/")) {
-            return Err(err("partitions", 0, "layout.partitions: one partition must have `mount: /`".into()));
+        if !self
+            .layout
+            .partitions
+            .iter()
+            .any(|p| p.mount.as_deref() == Some("/"))
+        {
+            return Err(err(
+                "partitions",
+                0,
+                "layout.partitions: one partition must have `mount: /`".into(),
+            ));
         }
-        if !matches!(self.rootfs.suite.as_str(), "trixie" | "bookworm" | "forky" | "sid") {
+        if !matches!(
+            self.rootfs.suite.as_str(),
+            "trixie" | "bookworm" | "forky" | "sid"
+        ) {
             return Err(err(
                 "suite",
                 0,
-                format!("rootfs.suite: {:?} is not supported (supported: trixie, bookworm, forky, sid)", self.rootfs.suite),
+                format!(
+                    "rootfs.suite: {:?} is not supported (supported: trixie, bookworm, forky, sid)",
+                    self.rootfs.suite
+                ),
             ));
         }
         Ok(())
@@ -593,6 +636,9 @@ impl Profile {
 
     /// The partition mounted at `/`.
     pub fn root_partition(&self) -> Option<&Partition> {
-        self.layout.partitions.iter().find(|p| p.mount.as_deref() == Some("/"))
+        self.layout
+            .partitions
+            .iter()
+            .find(|p| p.mount.as_deref() == Some("/"))
     }
 }

@@ -20,7 +20,9 @@ impl Size {
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         if num.is_empty() {
-            return Err(format!("invalid size {s:?}: expected a number with an optional unit (KiB, MiB, GiB)"));
+            return Err(format!(
+                "invalid size {s:?}: expected a number with an optional unit (KiB, MiB, GiB)"
+            ));
         }
         let n: u64 = num
             .parse()
@@ -46,7 +48,12 @@ impl Size {
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        for (unit, m) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        for (unit, m) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
             if b >= m && b % m == 0 {
                 return write!(f, "{}{unit}", b / m);
             }
