@@ -478,11 +478,16 @@ pub fn load_file(path: &Path) -> Result<Profile, ProfileError> {
 pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
     let profile: Profile = serde_yaml::from_str(text).map_err(|e| {
         let loc = e.location();
+        let mut message = e.to_string();
+        // The location is already in the prefix; drop serde_yaml's own " at line N column M".
+        if let Some(i) = message.rfind(" at line ") {
+            message.truncate(i);
+        }
         ProfileError::Invalid {
             path: origin.into(),
             line: loc.as_ref().map(|l| l.line()),
             column: loc.as_ref().map(|l| l.column()),
-            message: e.to_string(),
+            message,
         }
     })?;
     profile.validate(text, origin)?;
