@@ -220,7 +220,15 @@ pub fn check(p: &Profile, needs: &Needs, cache_dir: &Path) -> Report {
                     format!("{} is not registered or not enabled", entry.display())
                 },
                 package: Some("binfmt-support".into()),
-                fix: (!enabled).then(|| format!("then: update-binfmts --enable {binfmt}")),
+                fix: (!enabled).then(|| {
+                    if std::path::Path::new("/proc/sys/fs/binfmt_misc/status").exists() {
+                        format!("then: update-binfmts --enable {binfmt}")
+                    } else {
+                        format!(
+                            "then: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && update-binfmts --enable {binfmt}"
+                        )
+                    }
+                }),
             });
         }
     }
