@@ -12,6 +12,7 @@ pub mod image_test;
 pub mod kernel_check;
 pub mod logging;
 pub mod profile;
+pub mod seed;
 pub mod size;
 
 mod boards_cmd;
