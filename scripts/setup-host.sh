@@ -54,4 +54,16 @@ fi
 for h in qemu-aarch64 qemu-arm; do
   $SUDO update-binfmts --enable "$h" >/dev/null 2>&1 || true
 done
+
+# A real SPDX validator for the SBOM tests (pyspdxtools from PyPI's spdx-tools), in a venv beside
+# the artifact cache (image-assembler looks there, or at $DRYDOCK_VENV, or on PATH).
+VENV="${DRYDOCK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/drydock/venv}"
+if [ ! -x "$VENV/bin/pyspdxtools" ]; then
+  python3 -m venv "$VENV"
+  for try in 1 2 3; do
+    "$VENV/bin/pip" install -q spdx-tools && break
+    [ "$try" = 3 ] && { echo "setup-host: pip install spdx-tools failed 3 times" >&2; exit 1; }
+    sleep $((try * 10))
+  done
+fi
 echo "setup-host: done" >&2
