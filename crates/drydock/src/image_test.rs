@@ -41,7 +41,10 @@ pub fn board_for(image: &Path, board: Option<&str>) -> (String, &'static str) {
     if let Some(b) = bundle::manifest_board(&bundle::find(image)) {
         return (b, "manifest.json beside the image");
     }
-    ("rpi-arm64".to_string(), "default board (no --board, no manifest.json)")
+    (
+        "rpi-arm64".to_string(),
+        "default board (no --board, no manifest.json)",
+    )
 }
 
 /// Check that IMAGE is a plain image file.
@@ -82,7 +85,10 @@ pub fn print_report(r: &Report, json: bool, what: &str) -> Result<ExitCode> {
     if r.ok() {
         Ok(ExitCode::SUCCESS)
     } else {
-        let failed: Vec<String> = r.failed().map(|c| format!("{} ({})", c.name, c.detail)).collect();
+        let failed: Vec<String> = r
+            .failed()
+            .map(|c| format!("{} ({})", c.name, c.detail))
+            .collect();
         eprintln!(
             "drydock {what}: {} of {} checks failed: {}",
             failed.len(),

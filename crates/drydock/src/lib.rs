@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod boot_test;
 pub mod build;
+pub mod checks;
 pub mod cli;
 pub mod configure;
 pub mod doctor;

@@ -160,7 +160,10 @@ fn gzip_payload(b: &[u8]) -> Option<usize> {
 /// Check a flattened device tree: magic and header size.
 pub fn dtb_ok(b: &[u8]) -> Result<String, String> {
     if b.len() < 40 || b[0..4] != [0xd0, 0x0d, 0xfe, 0xed] {
-        return Err(format!("not a device tree ({} bytes, no d00dfeed magic)", b.len()));
+        return Err(format!(
+            "not a device tree ({} bytes, no d00dfeed magic)",
+            b.len()
+        ));
     }
     let total = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
     if total != b.len() {
@@ -193,7 +196,10 @@ fn read_bytes(fs: &dyn FsRead, path: &str) -> Result<Option<Vec<u8>>, String> {
 pub fn boot_files(s: &Subject, r: &mut Report) {
     r.group("boot files");
     let Some(root) = &s.root else {
-        r.fail("root filesystem readable", "no root partition could be opened");
+        r.fail(
+            "root filesystem readable",
+            "no root partition could be opened",
+        );
         return;
     };
     let rootfs = root.fs.as_ref();
@@ -239,7 +245,10 @@ pub fn boot_files(s: &Subject, r: &mut Report) {
                 format!("banner says {:?}", found),
             )
         }
-        _ => r.fail(format!("{vmlinuz_path} is Linux {ver}"), "kernel image unreadable"),
+        _ => r.fail(
+            format!("{vmlinuz_path} is Linux {ver}"),
+            "kernel image unreadable",
+        ),
     };
     match &initrd {
         Ok(Some(b)) => r.result(
@@ -256,7 +265,10 @@ pub fn boot_files(s: &Subject, r: &mut Report) {
         return;
     }
     let Some(boot) = &s.boot else {
-        r.fail("boot partition readable", "no FAT boot partition could be opened");
+        r.fail(
+            "boot partition readable",
+            "no FAT boot partition could be opened",
+        );
         return;
     };
     let bootfs = boot.fs.as_ref();
@@ -292,17 +304,25 @@ pub fn boot_files(s: &Subject, r: &mut Report) {
         let on_boot = read_bytes(bootfs, &format!("/{blob}"));
         let pkg = read_bytes(rootfs, &format!("{RASPI_FIRMWARE_DIR}/{blob}"));
         match (on_boot, pkg) {
-            (Ok(Some(a)), Ok(Some(b))) if a == b => {
-                r.pass(name, format!("{} bytes, sha256 {}", a.len(), &sha256_bytes(&a)[..16]))
-            }
+            (Ok(Some(a)), Ok(Some(b))) if a == b => r.pass(
+                name,
+                format!("{} bytes, sha256 {}", a.len(), &sha256_bytes(&a)[..16]),
+            ),
             (Ok(Some(a)), Ok(Some(b))) => r.fail(
                 name,
-                format!("boot copy {} bytes differs from the package's {} bytes", a.len(), b.len()),
+                format!(
+                    "boot copy {} bytes differs from the package's {} bytes",
+                    a.len(),
+                    b.len()
+                ),
             ),
             (Ok(None), _) => r.fail(name, format!("{blob} missing on the boot partition")),
             (Ok(Some(a)), Ok(None)) => r.fail(
                 name,
-                format!("{blob} ({} bytes) is not shipped in {RASPI_FIRMWARE_DIR}", a.len()),
+                format!(
+                    "{blob} ({} bytes) is not shipped in {RASPI_FIRMWARE_DIR}",
+                    a.len()
+                ),
             ),
             (Err(e), _) | (_, Err(e)) => r.fail(name, e),
         };
@@ -339,7 +359,10 @@ pub fn boot_files(s: &Subject, r: &mut Report) {
             let name = format!("config.txt kernel={k} equals {vmlinuz_path}");
             match (b, &vmlinuz) {
                 (Ok(Some(a)), Ok(Some(v))) if &a == v => r.pass(name, format!("{} bytes", a.len())),
-                (Ok(Some(a)), Ok(Some(v))) => r.fail(name, format!("{} bytes vs {} bytes: different", a.len(), v.len())),
+                (Ok(Some(a)), Ok(Some(v))) => r.fail(
+                    name,
+                    format!("{} bytes vs {} bytes: different", a.len(), v.len()),
+                ),
                 (Ok(None), _) => r.fail(name, format!("{k} missing on the boot partition")),
                 (Err(e), _) => r.fail(name, e),
                 (_, _) => r.fail(name, format!("{vmlinuz_path} unreadable")),
@@ -354,7 +377,10 @@ pub fn boot_files(s: &Subject, r: &mut Report) {
             let name = format!("config.txt initramfs {i} equals {initrd_path}");
             match (b, &initrd) {
                 (Ok(Some(a)), Ok(Some(v))) if &a == v => r.pass(name, format!("{} bytes", a.len())),
-                (Ok(Some(a)), Ok(Some(v))) => r.fail(name, format!("{} bytes vs {} bytes: different", a.len(), v.len())),
+                (Ok(Some(a)), Ok(Some(v))) => r.fail(
+                    name,
+                    format!("{} bytes vs {} bytes: different", a.len(), v.len()),
+                ),
                 (Ok(None), _) => r.fail(name, format!("{i} missing on the boot partition")),
                 (Err(e), _) => r.fail(name, e),
                 (_, _) => r.fail(name, format!("{initrd_path} unreadable")),
@@ -373,17 +399,24 @@ pub fn boot_files(s: &Subject, r: &mut Report) {
             Ok(Some(b)) => r.result(name, dtb_ok(b)),
             Ok(None) => r.fail(
                 name,
-                format!("missing ({} .dtb files present)", listing.iter().filter(|n| n.ends_with(".dtb")).count()),
+                format!(
+                    "missing ({} .dtb files present)",
+                    listing.iter().filter(|n| n.ends_with(".dtb")).count()
+                ),
             ),
             Err(e) => r.fail(name, e.clone()),
         };
         let pkg_path = format!("/usr/lib/linux-image-{ver}/{dtb}");
         let name = format!("{base} matches {pkg_path}");
-        match (&on_boot, read_bytes(rootfs, &pkg_path)) {
+        match (&on_boot, &read_bytes(rootfs, &pkg_path)) {
             (Ok(Some(a)), Ok(Some(b))) => r.check(
                 name,
-                a == &b,
-                if a == &b { format!("{} bytes", a.len()) } else { "contents differ".to_string() },
+                a == b,
+                if a == b {
+                    format!("{} bytes", a.len())
+                } else {
+                    "contents differ".to_string()
+                },
             ),
             (_, Ok(None)) => r.fail(name, format!("{pkg_path} missing in the root filesystem")),
             (Ok(None), _) => r.fail(name, "missing on the boot partition"),
@@ -444,7 +477,10 @@ pub const DEPMOD_FILES: &[&str] = &[
 pub fn kernel(s: &Subject, r: &mut Report) {
     r.group("kernel and modules");
     let Some(root) = &s.root else {
-        r.fail("root filesystem readable", "no root partition could be opened");
+        r.fail(
+            "root filesystem readable",
+            "no root partition could be opened",
+        );
         return;
     };
     let rootfs = root.fs.as_ref();
@@ -466,27 +502,41 @@ pub fn kernel(s: &Subject, r: &mut Report) {
             _ => "/lib/modules missing".to_string(),
         },
     );
-    for f in DEPMOD_FILES {
+    for f in DEPMOD_FILES.iter().filter(|_| present) {
         let p = format!("{moddir}/{f}");
         match rootfs.stat(&p) {
             Ok(Some(m)) if m.kind == Kind::File && m.size > 0 => {
                 r.pass(format!("{f} present"), format!("{} bytes", m.size))
             }
-            Ok(Some(m)) => r.fail(format!("{f} present"), format!("{:?} of {} bytes", m.kind, m.size)),
-            Ok(None) => r.fail(format!("{f} present"), format!("{p} missing (depmod not run)")),
+            Ok(Some(m)) => r.fail(
+                format!("{f} present"),
+                format!("{:?} of {} bytes", m.kind, m.size),
+            ),
+            Ok(None) => r.fail(
+                format!("{f} present"),
+                format!("{p} missing (depmod not run)"),
+            ),
             Err(e) => r.fail(format!("{f} present"), format!("{e:#}")),
         };
     }
-    let dep = text(rootfs, &format!("{moddir}/modules.dep")).ok().flatten().unwrap_or_default();
-    let builtin = text(rootfs, &format!("{moddir}/modules.builtin")).ok().flatten().unwrap_or_default();
-    for m in CONTAINER_MODULES {
+    let dep = text(rootfs, &format!("{moddir}/modules.dep"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let builtin = text(rootfs, &format!("{moddir}/modules.builtin"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    for m in CONTAINER_MODULES.iter().filter(|_| present) {
         let hit = |t: &str| {
-            t.lines().find(|l| {
-                let path = l.split(':').next().unwrap_or("");
-                let base = path.rsplit('/').next().unwrap_or("");
-                let stem = base.split(".ko").next().unwrap_or("");
-                stem == *m || stem.replace('-', "_") == *m
-            }).map(|l| l.split(':').next().unwrap_or("").to_string())
+            t.lines()
+                .find(|l| {
+                    let path = l.split(':').next().unwrap_or("");
+                    let base = path.rsplit('/').next().unwrap_or("");
+                    let stem = base.split(".ko").next().unwrap_or("");
+                    stem == *m || stem.replace('-', "_") == *m
+                })
+                .map(|l| l.split(':').next().unwrap_or("").to_string())
         };
         let name = format!("module {m} available");
         if let Some(p) = hit(&dep) {
@@ -497,7 +547,10 @@ pub fn kernel(s: &Subject, r: &mut Report) {
             r.fail(name, "neither in modules.dep nor modules.builtin");
         }
     }
-    for f in [format!("/boot/System.map-{ver}"), format!("/boot/config-{ver}")] {
+    for f in [
+        format!("/boot/System.map-{ver}"),
+        format!("/boot/config-{ver}"),
+    ] {
         match rootfs.stat(&f) {
             Ok(Some(m)) if m.kind == Kind::File && m.size > 0 => {
                 r.pass(format!("{f} present"), format!("{} bytes", m.size))
@@ -507,9 +560,17 @@ pub fn kernel(s: &Subject, r: &mut Report) {
         };
     }
     match text(rootfs, &format!("/boot/config-{ver}")) {
-        Ok(Some(cfg)) => crate::checks::readiness::report(&cfg, s.profile.kernel.readiness, &format!("/boot/config-{ver}"), r),
+        Ok(Some(cfg)) => crate::checks::readiness::report(
+            &cfg,
+            s.profile.kernel.readiness,
+            &format!("/boot/config-{ver}"),
+            r,
+        ),
         Ok(None) => {
-            r.fail("container readiness of the kernel config", format!("/boot/config-{ver} missing"));
+            r.fail(
+                "container readiness of the kernel config",
+                format!("/boot/config-{ver} missing"),
+            );
         }
         Err(e) => {
             r.fail("container readiness of the kernel config", e);

@@ -54,8 +54,16 @@ pub fn find(image: &Path) -> Bundle {
 pub fn manifest_board(b: &Bundle) -> Option<String> {
     let m = b.manifest.as_ref()?.as_ref().ok()?;
     m.get("board")
-        .and_then(|v| v.as_str().map(String::from).or_else(|| v.get("name").and_then(|n| n.as_str()).map(String::from)))
-        .or_else(|| m.pointer("/metadata/board").and_then(|v| v.as_str()).map(String::from))
+        .and_then(|v| {
+            v.as_str()
+                .map(String::from)
+                .or_else(|| v.get("name").and_then(|n| n.as_str()).map(String::from))
+        })
+        .or_else(|| {
+            m.pointer("/metadata/board")
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        })
 }
 
 /// Package name → version from a manifest's package list (a list of objects with name/version,
@@ -73,7 +81,10 @@ pub fn manifest_packages(m: &serde_json::Value) -> Option<BTreeMap<String, Strin
                     let (n, v) = s.split_once('=').unwrap_or((s, ""));
                     out.insert(n.to_string(), v.to_string());
                 } else {
-                    let n = p.get("name").or_else(|| p.get("package")).and_then(|x| x.as_str())?;
+                    let n = p
+                        .get("name")
+                        .or_else(|| p.get("package"))
+                        .and_then(|x| x.as_str())?;
                     let v = p.get("version").and_then(|x| x.as_str()).unwrap_or("");
                     out.insert(n.to_string(), v.to_string());
                 }
@@ -81,7 +92,11 @@ pub fn manifest_packages(m: &serde_json::Value) -> Option<BTreeMap<String, Strin
         }
         serde_json::Value::Object(o) => {
             for (n, v) in o {
-                let v = v.as_str().map(String::from).or_else(|| v.get("version").and_then(|x| x.as_str()).map(String::from)).unwrap_or_default();
+                let v = v
+                    .as_str()
+                    .map(String::from)
+                    .or_else(|| v.get("version").and_then(|x| x.as_str()).map(String::from))
+                    .unwrap_or_default();
                 out.insert(n.clone(), v);
             }
         }
@@ -94,7 +109,12 @@ pub fn manifest_packages(m: &serde_json::Value) -> Option<BTreeMap<String, Strin
 /// describes the whole image, is included; callers look names up).
 pub fn sbom_packages(doc: &serde_json::Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for p in doc.get("packages").and_then(|p| p.as_array()).into_iter().flatten() {
+    for p in doc
+        .get("packages")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+    {
         if let Some(n) = p.get("name").and_then(|x| x.as_str()) {
             let v = p.get("versionInfo").and_then(|x| x.as_str()).unwrap_or("");
             out.insert(n.to_string(), v.to_string());
@@ -114,11 +134,18 @@ pub fn bundle(s: &Subject, r: &mut Report) {
         r.fail("bundle beside the image", "no bundle information");
         return;
     };
-    let image_name = b.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let image_name = b
+        .image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // manifest.json
     let manifest = match &b.manifest {
         Some(Ok(m)) => {
-            r.pass("manifest.json present", b.dir.join("manifest.json").display().to_string());
+            r.pass(
+                "manifest.json present",
+                b.dir.join("manifest.json").display().to_string(),
+            );
             Some(m)
         }
         Some(Err(e)) => {
@@ -126,7 +153,10 @@ pub fn bundle(s: &Subject, r: &mut Report) {
             None
         }
         None => {
-            r.fail("manifest.json present", format!("no manifest.json in {}", b.dir.display()));
+            r.fail(
+                "manifest.json present",
+                format!("no manifest.json in {}", b.dir.display()),
+            );
             None
         }
     };
@@ -138,27 +168,77 @@ pub fn bundle(s: &Subject, r: &mut Report) {
             format!("board {board:?}"),
         );
         let version = m.get("version").and_then(|v| v.as_str());
-        r.check("manifest version set", version.is_some_and(|v| !v.is_empty()), format!("version {version:?}"));
+        r.check(
+            "manifest version set",
+            version.is_some_and(|v| !v.is_empty()),
+            format!("version {version:?}"),
+        );
         let digests: Vec<String> = m
             .get("artifacts")
             .or_else(|| m.pointer("/metadata/artifacts"))
             .map(|a| match a {
-                serde_json::Value::Object(o) => o.iter().map(|(k, v)| format!("{k}={}", v.as_str().or_else(|| v.get("digest").and_then(|d| d.as_str())).unwrap_or(""))).collect(),
-                serde_json::Value::Array(l) => l.iter().map(|v| format!("{}={}", v.get("kind").or_else(|| v.get("name")).and_then(|x| x.as_str()).unwrap_or("?"), v.get("digest").or_else(|| v.get("inputs_digest")).and_then(|x| x.as_str()).unwrap_or(""))).collect(),
+                serde_json::Value::Object(o) => o
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}={}",
+                            v.as_str()
+                                .or_else(|| v.get("digest").and_then(|d| d.as_str()))
+                                .unwrap_or("")
+                        )
+                    })
+                    .collect(),
+                serde_json::Value::Array(l) => l
+                    .iter()
+                    .map(|v| {
+                        format!(
+                            "{}={}",
+                            v.get("kind")
+                                .or_else(|| v.get("name"))
+                                .and_then(|x| x.as_str())
+                                .unwrap_or("?"),
+                            v.get("digest")
+                                .or_else(|| v.get("inputs_digest"))
+                                .and_then(|x| x.as_str())
+                                .unwrap_or("")
+                        )
+                    })
+                    .collect(),
                 _ => Vec::new(),
             })
             .unwrap_or_default();
         let hexish = |d: &str| d.len() >= 32 && d.chars().all(|c| c.is_ascii_hexdigit());
-        let ok = !digests.is_empty() && digests.iter().all(|d| hexish(d.rsplit('=').next().unwrap_or("")));
-        r.check("manifest lists the artifact digests", ok, if digests.is_empty() { "no artifacts".to_string() } else { list_some(&digests, 6) });
+        let ok = !digests.is_empty()
+            && digests
+                .iter()
+                .all(|d| hexish(d.rsplit('=').next().unwrap_or("")));
+        r.check(
+            "manifest lists the artifact digests",
+            ok,
+            if digests.is_empty() {
+                "no artifacts".to_string()
+            } else {
+                list_some(&digests, 6)
+            },
+        );
         // The image file's own digest, when the manifest lists it.
         let listed = m.get("files").and_then(|f| f.as_array()).and_then(|f| {
-            f.iter().find(|e| e.get("path").and_then(|p| p.as_str()) == Some(image_name.as_str())).cloned()
+            f.iter()
+                .find(|e| e.get("path").and_then(|p| p.as_str()) == Some(image_name.as_str()))
+                .cloned()
         });
         if let Some(e) = listed {
-            let want = e.get("sha256").and_then(|x| x.as_str()).unwrap_or("").to_string();
+            let want = e
+                .get("sha256")
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_string();
             match file_sha256(&b.image) {
-                Ok((sha, _)) => r.check(format!("manifest sha256 of {image_name}"), sha == want, format!("image {sha}, manifest {want}")),
+                Ok((sha, _)) => r.check(
+                    format!("manifest sha256 of {image_name}"),
+                    sha == want,
+                    format!("image {sha}, manifest {want}"),
+                ),
                 Err(e) => r.fail(format!("manifest sha256 of {image_name}"), e),
             };
         }
@@ -178,18 +258,32 @@ pub fn bundle(s: &Subject, r: &mut Report) {
                     listed_image |= name == image_name;
                     let path = b.dir.join(name);
                     match file_sha256(&path) {
-                        Ok((sha, _)) => r.check(format!("SHA256SUMS {name}"), sha == sum, format!("file {sha}, listed {sum}")),
+                        Ok((sha, _)) => r.check(
+                            format!("SHA256SUMS {name}"),
+                            sha == sum,
+                            format!("file {sha}, listed {sum}"),
+                        ),
                         Err(e) => r.fail(format!("SHA256SUMS {name}"), e),
                     };
                 }
-                r.check("SHA256SUMS lists the image", listed_image, format!("looking for {image_name}"));
+                r.check(
+                    "SHA256SUMS lists the image",
+                    listed_image,
+                    format!("looking for {image_name}"),
+                );
             }
             Err(e) => {
-                r.fail("SHA256SUMS lists the image", format!("reading {}: {e}", p.display()));
+                r.fail(
+                    "SHA256SUMS lists the image",
+                    format!("reading {}: {e}", p.display()),
+                );
             }
         },
         None => {
-            r.fail("SHA256SUMS lists the image", format!("no SHA256SUMS in {}", b.dir.display()));
+            r.fail(
+                "SHA256SUMS lists the image",
+                format!("no SHA256SUMS in {}", b.dir.display()),
+            );
         }
     }
     // .bmap
@@ -204,9 +298,17 @@ pub fn bundle(s: &Subject, r: &mut Report) {
                 };
                 let size: Option<u64> = tag("ImageSize").and_then(|v| v.parse().ok());
                 let actual = std::fs::metadata(&b.image).map(|m| m.len()).ok();
-                r.check(".bmap ImageSize is the image's size", size.is_some() && size == actual, format!("bmap {size:?}, image {actual:?}"));
+                r.check(
+                    ".bmap ImageSize is the image's size",
+                    size.is_some() && size == actual,
+                    format!("bmap {size:?}, image {actual:?}"),
+                );
                 let ct = tag("ChecksumType");
-                r.check(".bmap uses sha256", ct.as_deref() == Some("sha256"), format!("ChecksumType {ct:?}"));
+                r.check(
+                    ".bmap uses sha256",
+                    ct.as_deref() == Some("sha256"),
+                    format!("ChecksumType {ct:?}"),
+                );
                 let mapped: Option<u64> = tag("MappedBlocksCount").and_then(|v| v.parse().ok());
                 let total: Option<u64> = tag("BlocksCount").and_then(|v| v.parse().ok());
                 r.check(
@@ -216,11 +318,17 @@ pub fn bundle(s: &Subject, r: &mut Report) {
                 );
             }
             Err(e) => {
-                r.fail(".bmap ImageSize is the image's size", format!("reading {}: {e}", p.display()));
+                r.fail(
+                    ".bmap ImageSize is the image's size",
+                    format!("reading {}: {e}", p.display()),
+                );
             }
         },
         None => {
-            r.fail(".bmap ImageSize is the image's size", format!("no {image_name}.bmap beside the image"));
+            r.fail(
+                ".bmap ImageSize is the image's size",
+                format!("no {image_name}.bmap beside the image"),
+            );
         }
     }
     // SBOM
@@ -234,33 +342,86 @@ pub fn bundle(s: &Subject, r: &mut Report) {
             None
         }
         None => {
-            r.fail("SPDX SBOM present", format!("no *.spdx.json in {}", b.dir.display()));
+            r.fail(
+                "SPDX SBOM present",
+                format!("no *.spdx.json in {}", b.dir.display()),
+            );
             None
         }
     };
     if let Some(doc) = sbom {
         let sv = doc.get("spdxVersion").and_then(|v| v.as_str());
-        r.check("SBOM spdxVersion SPDX-2.3", sv == Some("SPDX-2.3"), format!("{sv:?}"));
+        r.check(
+            "SBOM spdxVersion SPDX-2.3",
+            sv == Some("SPDX-2.3"),
+            format!("{sv:?}"),
+        );
         let dl = doc.get("dataLicense").and_then(|v| v.as_str());
-        r.check("SBOM dataLicense CC0-1.0", dl == Some("CC0-1.0"), format!("{dl:?}"));
+        r.check(
+            "SBOM dataLicense CC0-1.0",
+            dl == Some("CC0-1.0"),
+            format!("{dl:?}"),
+        );
         let id = doc.get("SPDXID").and_then(|v| v.as_str());
-        r.check("SBOM SPDXID SPDXRef-DOCUMENT", id == Some("SPDXRef-DOCUMENT"), format!("{id:?}"));
+        r.check(
+            "SBOM SPDXID SPDXRef-DOCUMENT",
+            id == Some("SPDXRef-DOCUMENT"),
+            format!("{id:?}"),
+        );
         let ns = doc.get("documentNamespace").and_then(|v| v.as_str());
-        r.check("SBOM documentNamespace set", ns.is_some_and(|n| n.contains("://")), format!("{ns:?}"));
-        let created = doc.pointer("/creationInfo/created").and_then(|v| v.as_str());
-        r.check("SBOM creationInfo.created set", created.is_some_and(|c| c.ends_with('Z')), format!("{created:?}"));
-        let ids: Vec<&str> = doc.get("packages").and_then(|p| p.as_array()).into_iter().flatten().filter_map(|p| p.get("SPDXID").and_then(|x| x.as_str())).collect();
+        r.check(
+            "SBOM documentNamespace set",
+            ns.is_some_and(|n| n.contains("://")),
+            format!("{ns:?}"),
+        );
+        let created = doc
+            .pointer("/creationInfo/created")
+            .and_then(|v| v.as_str());
+        r.check(
+            "SBOM creationInfo.created set",
+            created.is_some_and(|c| c.ends_with('Z')),
+            format!("{created:?}"),
+        );
+        let ids: Vec<&str> = doc
+            .get("packages")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("SPDXID").and_then(|x| x.as_str()))
+            .collect();
         let mut uniq = ids.clone();
         uniq.sort();
         uniq.dedup();
-        r.check("SBOM package SPDXIDs unique", !ids.is_empty() && uniq.len() == ids.len(), format!("{} packages, {} unique ids", ids.len(), uniq.len()));
-        let describes = doc.get("documentDescribes").and_then(|d| d.as_array()).is_some_and(|d| !d.is_empty())
-            || doc.get("relationships").and_then(|r| r.as_array()).is_some_and(|rs| rs.iter().any(|x| x.get("relationshipType").and_then(|t| t.as_str()) == Some("DESCRIBES")));
-        r.check("SBOM describes the image", describes, "documentDescribes or a DESCRIBES relationship");
+        r.check(
+            "SBOM package SPDXIDs unique",
+            !ids.is_empty() && uniq.len() == ids.len(),
+            format!("{} packages, {} unique ids", ids.len(), uniq.len()),
+        );
+        let describes = doc
+            .get("documentDescribes")
+            .and_then(|d| d.as_array())
+            .is_some_and(|d| !d.is_empty())
+            || doc
+                .get("relationships")
+                .and_then(|r| r.as_array())
+                .is_some_and(|rs| {
+                    rs.iter().any(|x| {
+                        x.get("relationshipType").and_then(|t| t.as_str()) == Some("DESCRIBES")
+                    })
+                });
+        r.check(
+            "SBOM describes the image",
+            describes,
+            "documentDescribes or a DESCRIBES relationship",
+        );
     }
     // Every installed package, by name and version, in both the manifest and the SBOM.
     let installed = match &s.dpkg {
-        Ok(p) => p.values().filter(|p| p.installed()).cloned().collect::<Vec<_>>(),
+        Ok(p) => p
+            .values()
+            .filter(|p| p.installed())
+            .cloned()
+            .collect::<Vec<_>>(),
         Err(e) => {
             r.fail("installed packages readable", e.clone());
             return;
@@ -268,7 +429,10 @@ pub fn bundle(s: &Subject, r: &mut Report) {
     };
     let mpk = manifest.and_then(manifest_packages);
     if manifest.is_some() && mpk.is_none() {
-        r.fail("manifest lists the installed packages", "no packages list in manifest.json");
+        r.fail(
+            "manifest lists the installed packages",
+            "no packages list in manifest.json",
+        );
     }
     let spk = sbom.map(sbom_packages);
     for p in &installed {
@@ -292,16 +456,25 @@ pub fn bundle(s: &Subject, r: &mut Report) {
         r.check(
             format!("package {} {} in manifest and SBOM", p.name, p.version),
             problems.is_empty(),
-            if problems.is_empty() { "listed with this version in both".to_string() } else { problems.join("; ") },
+            if problems.is_empty() {
+                "listed with this version in both".to_string()
+            } else {
+                problems.join("; ")
+            },
         );
     }
-    let names: std::collections::BTreeSet<&str> = installed.iter().map(|p| p.name.as_str()).collect();
+    let names: std::collections::BTreeSet<&str> =
+        installed.iter().map(|p| p.name.as_str()).collect();
     if let Some(m) = &mpk {
         let extra: Vec<&String> = m.keys().filter(|k| !names.contains(k.as_str())).collect();
         r.check(
             "manifest lists no package the image lacks",
             extra.is_empty(),
-            if extra.is_empty() { format!("{} packages", m.len()) } else { list_some(&extra, 8) },
+            if extra.is_empty() {
+                format!("{} packages", m.len())
+            } else {
+                list_some(&extra, 8)
+            },
         );
     }
     if let Some(m) = &spk {
@@ -313,17 +486,30 @@ pub fn bundle(s: &Subject, r: &mut Report) {
             .into_iter()
             .flatten()
             .filter(|p| {
-                p.get("externalRefs").and_then(|e| e.as_array()).is_some_and(|refs| {
-                    refs.iter().any(|r| r.get("referenceLocator").and_then(|l| l.as_str()).is_some_and(|l| l.starts_with("pkg:deb/")))
-                })
+                p.get("externalRefs")
+                    .and_then(|e| e.as_array())
+                    .is_some_and(|refs| {
+                        refs.iter().any(|r| {
+                            r.get("referenceLocator")
+                                .and_then(|l| l.as_str())
+                                .is_some_and(|l| l.starts_with("pkg:deb/"))
+                        })
+                    })
             })
             .filter_map(|p| p.get("name").and_then(|n| n.as_str()).map(String::from))
             .collect();
-        let extra: Vec<&String> = debs.iter().filter(|k| !names.contains(k.as_str())).collect();
+        let extra: Vec<&String> = debs
+            .iter()
+            .filter(|k| !names.contains(k.as_str()))
+            .collect();
         r.check(
             "SBOM lists no package the image lacks",
             extra.is_empty() && (debs.len() >= installed.len() || m.len() >= installed.len()),
-            if extra.is_empty() { format!("{} deb packages (purl pkg:deb/...)", debs.len()) } else { list_some(&extra, 8) },
+            if extra.is_empty() {
+                format!("{} deb packages (purl pkg:deb/...)", debs.len())
+            } else {
+                list_some(&extra, 8)
+            },
         );
     }
 }

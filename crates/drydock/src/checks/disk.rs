@@ -73,8 +73,13 @@ impl ImageDisk {
         let mut buf = vec![0u8; 1 << 20];
         while left > 0 {
             let n = buf.len().min(left as usize);
-            src.read_exact(&mut buf[..n])
-                .with_context(|| format!("reading partition {} of {}", part.index, self.path.display()))?;
+            src.read_exact(&mut buf[..n]).with_context(|| {
+                format!(
+                    "reading partition {} of {}",
+                    part.index,
+                    self.path.display()
+                )
+            })?;
             if buf[..n].iter().all(|&b| b == 0) {
                 dst.seek(SeekFrom::Current(n as i64))
                     .with_context(|| format!("seeking in {}", to.display()))?;
@@ -150,12 +155,7 @@ impl Disk for ImageDisk {
                 let mut c = Command::new("e2fsck");
                 c.arg("-fn").arg(fs.device());
                 Ok(match artifact::cmd::run(&mut c) {
-                    Ok(o) => Ok(o
-                        .stdout_str()
-                        .lines()
-                        .last()
-                        .unwrap_or("clean")
-                        .to_string()),
+                    Ok(o) => Ok(o.stdout_str().lines().last().unwrap_or("clean").to_string()),
                     Err(e) => Err(e.to_string()),
                 })
             }
@@ -172,7 +172,11 @@ impl Disk for ImageDisk {
                         // warnings it would fix are printed with exit 0 too.
                         let fixes: Vec<&str> = out
                             .lines()
-                            .filter(|l| l.contains("Fix?") || l.contains("differ") || l.contains("Dirty bit"))
+                            .filter(|l| {
+                                l.contains("Fix?")
+                                    || l.contains("differ")
+                                    || l.contains("Dirty bit")
+                            })
                             .collect();
                         if fixes.is_empty() {
                             Ok(out.lines().last().unwrap_or("clean").to_string())

@@ -327,7 +327,11 @@ pub mod fixture {
                     _ => return Ok(None),
                 }
             }
-            let prefix = if p == "/" { "/".to_string() } else { format!("{p}/") };
+            let prefix = if p == "/" {
+                "/".to_string()
+            } else {
+                format!("{p}/")
+            };
             Ok(Some(
                 self.nodes
                     .keys()
@@ -409,7 +413,10 @@ mod tests {
 
     #[test]
     fn links_resolve() {
-        assert_eq!(resolve_link("/etc/os-release", "../usr/lib/os-release"), "/usr/lib/os-release");
+        assert_eq!(
+            resolve_link("/etc/os-release", "../usr/lib/os-release"),
+            "/usr/lib/os-release"
+        );
         assert_eq!(resolve_link("/a/b", "/x/./y"), "/x/y");
         assert_eq!(resolve_link("/lib", "usr/lib"), "/usr/lib");
     }
@@ -424,7 +431,10 @@ mod tests {
             read_follow(&t, "/etc/os-release").unwrap().unwrap(),
             b"ID=debian\n"
         );
-        assert_eq!(t.stat("/etc/os-release").unwrap().unwrap().kind, Kind::Symlink);
+        assert_eq!(
+            t.stat("/etc/os-release").unwrap().unwrap().kind,
+            Kind::Symlink
+        );
         assert!(t.read_raw("/lib/os-release").unwrap().is_some());
         assert_eq!(t.list("/lib").unwrap().unwrap(), vec!["os-release"]);
         assert!(read_follow(&t, "/nope").unwrap().is_none());

@@ -21,10 +21,7 @@ pub fn gpt_type_guid(name: &str) -> Option<&'static str> {
     })
 }
 
-fn expected_type(
-    kind: TableKind,
-    p: &crate::profile::Partition,
-) -> Option<String> {
+fn expected_type(kind: TableKind, p: &crate::profile::Partition) -> Option<String> {
     match kind {
         TableKind::Mbr => {
             let t = p.mbr_type.clone().or(match p.fs {
@@ -32,7 +29,8 @@ fn expected_type(
                 FsKind::Ext4 => Some("0x83".into()),
                 FsKind::None => None,
             })?;
-            let v = u8::from_str_radix(t.trim_start_matches("0x").trim_start_matches("0X"), 16).ok()?;
+            let v =
+                u8::from_str_radix(t.trim_start_matches("0x").trim_start_matches("0X"), 16).ok()?;
             Some(format!("0x{v:02x}"))
         }
         TableKind::Gpt => {
@@ -68,12 +66,31 @@ pub fn partitions(s: &Subject, r: &mut Report) {
         ProfileTable::Gpt | ProfileTable::HybridMbr => TableKind::Gpt,
     };
     r.check(
-        format!("table is {}", if want_kind == TableKind::Mbr { "MBR" } else { "GPT" }),
+        format!(
+            "table is {}",
+            if want_kind == TableKind::Mbr {
+                "MBR"
+            } else {
+                "GPT"
+            }
+        ),
         t.kind == want_kind,
-        format!("found {:?}{}", t.kind, if t.hybrid_mbr { " with a hybrid MBR" } else { "" }),
+        format!(
+            "found {:?}{}",
+            t.kind,
+            if t.hybrid_mbr {
+                " with a hybrid MBR"
+            } else {
+                ""
+            }
+        ),
     );
     if layout.table == ProfileTable::HybridMbr {
-        r.check("hybrid MBR present", t.hybrid_mbr, format!("hybrid MBR: {}", t.hybrid_mbr));
+        r.check(
+            "hybrid MBR present",
+            t.hybrid_mbr,
+            format!("hybrid MBR: {}", t.hybrid_mbr),
+        );
     }
     r.check(
         format!("{} partitions", layout.partitions.len()),
@@ -93,25 +110,44 @@ pub fn partitions(s: &Subject, r: &mut Report) {
     r.check(
         "PARTUUIDs unique",
         n == uuids.len() && !uuids.iter().any(|u| u.is_empty()),
-        format!("{:?}", t.parts.iter().map(|p| &p.partuuid).collect::<Vec<_>>()),
+        format!(
+            "{:?}",
+            t.parts.iter().map(|p| &p.partuuid).collect::<Vec<_>>()
+        ),
     );
     let mut sorted: Vec<&Part> = t.parts.iter().collect();
     sorted.sort_by_key(|p| p.start);
     let overlaps: Vec<String> = sorted
         .windows(2)
         .filter(|w| w[0].start + w[0].size > w[1].start)
-        .map(|w| format!("p{} [{}..{}) overlaps p{} at {}", w[0].index, w[0].start, w[0].start + w[0].size, w[1].index, w[1].start))
+        .map(|w| {
+            format!(
+                "p{} [{}..{}) overlaps p{} at {}",
+                w[0].index,
+                w[0].start,
+                w[0].start + w[0].size,
+                w[1].index,
+                w[1].start
+            )
+        })
         .collect();
     r.check(
         "partitions do not overlap",
         overlaps.is_empty(),
-        if overlaps.is_empty() { "none overlap".to_string() } else { overlaps.join("; ") },
+        if overlaps.is_empty() {
+            "none overlap".to_string()
+        } else {
+            overlaps.join("; ")
+        },
     );
     let align = layout.align.0.max(1);
     for (spec, part) in &s.parts {
         let n = &spec.name;
         let Some(part) = part else {
-            r.fail(format!("{n}: partition present"), "the table has no partition at this position");
+            r.fail(
+                format!("{n}: partition present"),
+                "the table has no partition at this position",
+            );
             continue;
         };
         r.check(
@@ -122,7 +158,12 @@ pub fn partitions(s: &Subject, r: &mut Report) {
         r.check(
             format!("{n}: ends inside the image"),
             part.start + part.size <= s.disk.size() && part.size > 0,
-            format!("p{} ends at byte {} of {}", part.index, part.start + part.size, s.disk.size()),
+            format!(
+                "p{} ends at byte {} of {}",
+                part.index,
+                part.start + part.size,
+                s.disk.size()
+            ),
         );
         if let PartSize::Fixed(sz) = spec.size {
             r.check(
@@ -139,14 +180,21 @@ pub fn partitions(s: &Subject, r: &mut Report) {
             );
         }
         r.check(
-            format!("{n}: bootable flag {}", if spec.bootable { "set" } else { "clear" }),
+            format!(
+                "{n}: bootable flag {}",
+                if spec.bootable { "set" } else { "clear" }
+            ),
             part.bootable == spec.bootable,
             format!("p{} bootable={}", part.index, part.bootable),
         );
         if spec.fs == FsKind::None {
             continue;
         }
-        let want_fs = if spec.fs == FsKind::Fat32 { "vfat" } else { "ext4" };
+        let want_fs = if spec.fs == FsKind::Fat32 {
+            "vfat"
+        } else {
+            "ext4"
+        };
         match s.disk.probe(part) {
             Ok(pr) => {
                 r.check(
@@ -172,7 +220,11 @@ pub fn partitions(s: &Subject, r: &mut Report) {
                     r.check(
                         format!("{n}: filesystem fits its partition"),
                         bytes <= part.size && bytes + (1 << 20) >= part.size,
-                        format!("filesystem {} in a {} partition", mib(bytes), mib(part.size)),
+                        format!(
+                            "filesystem {} in a {} partition",
+                            mib(bytes),
+                            mib(part.size)
+                        ),
                     );
                 }
                 if let Some(state) = &pr.state {
@@ -184,14 +236,24 @@ pub fn partitions(s: &Subject, r: &mut Report) {
                 }
             }
             Err(e) => {
-                r.fail(format!("{n}: {want_fs} filesystem"), format!("blkid failed: {e:#}"));
+                r.fail(
+                    format!("{n}: {want_fs} filesystem"),
+                    format!("blkid failed: {e:#}"),
+                );
             }
         }
-        let tool = if spec.fs == FsKind::Fat32 { "fsck.vfat -n" } else { "e2fsck -fn" };
+        let tool = if spec.fs == FsKind::Fat32 {
+            "fsck.vfat -n"
+        } else {
+            "e2fsck -fn"
+        };
         match s.disk.fsck(part, want_fs) {
             Ok(Ok(sum)) => r.pass(format!("{n}: {tool} clean"), sum),
             Ok(Err(what)) => r.fail(format!("{n}: {tool} clean"), what),
-            Err(e) => r.fail(format!("{n}: {tool} clean"), format!("could not run: {e:#}")),
+            Err(e) => r.fail(
+                format!("{n}: {tool} clean"),
+                format!("could not run: {e:#}"),
+            ),
         };
     }
 }
@@ -234,7 +296,11 @@ pub fn resolve_source<'p>(s: &'p Subject, source: &str) -> Result<&'p Part, Stri
     found.ok_or_else(|| {
         format!(
             "{source} names no partition of the table (PARTUUIDs: {})",
-            t.parts.iter().map(|p| p.partuuid.as_str()).collect::<Vec<_>>().join(", ")
+            t.parts
+                .iter()
+                .map(|p| p.partuuid.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })
 }
@@ -281,7 +347,10 @@ pub fn cmdline(s: &Subject) -> Result<Option<String>, String> {
 pub fn fstab_cmdline(s: &Subject, r: &mut Report) {
     r.group("fstab and cmdline");
     let Some(root) = &s.root else {
-        r.fail("root filesystem readable", "no root partition (mount /) could be opened");
+        r.fail(
+            "root filesystem readable",
+            "no root partition (mount /) could be opened",
+        );
         return;
     };
     let fstab = match text(root.fs.as_ref(), "/etc/fstab") {
@@ -296,7 +365,11 @@ pub fn fstab_cmdline(s: &Subject, r: &mut Report) {
         }
     };
     let entries = parse_fstab(&fstab);
-    r.check("/etc/fstab present", !entries.is_empty(), format!("{} entries", entries.len()));
+    r.check(
+        "/etc/fstab present",
+        !entries.is_empty(),
+        format!("{} entries", entries.len()),
+    );
     for (spec, part) in &s.parts {
         let (Some(mount), Some(part)) = (&spec.mount, part) else {
             continue;
@@ -307,8 +380,17 @@ pub fn fstab_cmdline(s: &Subject, r: &mut Report) {
             continue;
         };
         match resolve_source(s, &e.source) {
-            Ok(p) if p.index == part.index => r.pass(name, format!("{} is p{} ({})", e.source, p.index, p.partuuid)),
-            Ok(p) => r.fail(name, format!("{} is p{}, expected p{} ({})", e.source, p.index, part.index, part.partuuid)),
+            Ok(p) if p.index == part.index => r.pass(
+                name,
+                format!("{} is p{} ({})", e.source, p.index, p.partuuid),
+            ),
+            Ok(p) => r.fail(
+                name,
+                format!(
+                    "{} is p{}, expected p{} ({})",
+                    e.source, p.index, part.index, part.partuuid
+                ),
+            ),
             Err(why) => r.fail(name, why),
         };
         let want_fs = match spec.fs {
@@ -336,7 +418,11 @@ pub fn fstab_cmdline(s: &Subject, r: &mut Report) {
     r.check(
         "every fstab id names a partition",
         unresolved.is_empty(),
-        if unresolved.is_empty() { "all resolve".into() } else { unresolved.join("; ") },
+        if unresolved.is_empty() {
+            "all resolve".into()
+        } else {
+            unresolved.join("; ")
+        },
     );
 
     let is_pi = s.profile.bootloader.kind == crate::profile::BootloaderKind::RpiFirmware;
@@ -359,22 +445,39 @@ pub fn fstab_cmdline(s: &Subject, r: &mut Report) {
         format!("{} lines", line.lines().count()),
     );
     let args: Vec<&str> = line.split_whitespace().collect();
-    let roots: Vec<&str> = args.iter().filter_map(|a| a.strip_prefix("root=")).collect();
-    let root_part = s.parts.iter().find(|(sp, _)| sp.mount.as_deref() == Some("/")).and_then(|(_, p)| p.as_ref());
+    let roots: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("root="))
+        .collect();
+    let root_part = s
+        .parts
+        .iter()
+        .find(|(sp, _)| sp.mount.as_deref() == Some("/"))
+        .and_then(|(_, p)| p.as_ref());
     let name = "cmdline.txt root= is the root partition's PARTUUID";
     match (roots.as_slice(), root_part) {
         ([one], Some(rp)) => match resolve_source(s, one) {
             Ok(p) if p.index == rp.index && one.starts_with("PARTUUID=") => {
                 r.pass(name, format!("root={one} is p{}", p.index))
             }
-            Ok(p) => r.fail(name, format!("root={one} is p{}, expected PARTUUID={}", p.index, rp.partuuid)),
+            Ok(p) => r.fail(
+                name,
+                format!(
+                    "root={one} is p{}, expected PARTUUID={}",
+                    p.index, rp.partuuid
+                ),
+            ),
             Err(why) => r.fail(name, format!("root={one}: {why}")),
         },
         (_, None) => r.fail(name, "the table has no root partition"),
         (many, _) => r.fail(name, format!("{} root= arguments: {many:?}", many.len())),
     };
     if let Some(fst) = args.iter().find_map(|a| a.strip_prefix("rootfstype=")) {
-        r.check("cmdline.txt rootfstype=ext4", fst == "ext4", format!("rootfstype={fst}"));
+        r.check(
+            "cmdline.txt rootfstype=ext4",
+            fst == "ext4",
+            format!("rootfstype={fst}"),
+        );
     }
     if is_pi {
         match text(root.fs.as_ref(), "/etc/default/raspi-firmware") {
@@ -388,10 +491,16 @@ pub fn fstab_cmdline(s: &Subject, r: &mut Report) {
                 );
             }
             Ok(None) => {
-                r.fail("/etc/default/raspi-firmware ROOTPART matches cmdline.txt", "file missing");
+                r.fail(
+                    "/etc/default/raspi-firmware ROOTPART matches cmdline.txt",
+                    "file missing",
+                );
             }
             Err(e) => {
-                r.fail("/etc/default/raspi-firmware ROOTPART matches cmdline.txt", e);
+                r.fail(
+                    "/etc/default/raspi-firmware ROOTPART matches cmdline.txt",
+                    e,
+                );
             }
         }
     }

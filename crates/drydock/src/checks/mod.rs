@@ -5,6 +5,17 @@
 //! into a [`Report`]; a check whose evidence could not be read fails with the reason (a check never
 //! passes by default). The report prints grouped for people, or one JSON object per check.
 
+pub mod boot;
+pub mod bundle;
+pub mod disk;
+#[cfg(test)]
+mod fixture_tests;
+pub mod image;
+pub mod layout;
+pub mod readiness;
+pub mod subject;
+pub mod system;
+
 use std::io::Write;
 
 use serde::Serialize;

@@ -114,8 +114,7 @@ impl<'a> Subject<'a> {
         let root = open(&|s: &Partition| s.mount.as_deref() == Some("/"));
         let boot = open(&|s: &Partition| {
             s.fs == FsKind::Fat32
-                && (s.mount.as_deref().is_some_and(|m| m.starts_with("/boot"))
-                    || s.name == "boot")
+                && (s.mount.as_deref().is_some_and(|m| m.starts_with("/boot")) || s.name == "boot")
         });
         let dpkg = match &root {
             Some(r) => read_dpkg_status(r.fs.as_ref()),

@@ -35,7 +35,10 @@ pub const DOCKER: EngineSpec = EngineSpec {
         &["/usr/sbin/runc", "/usr/bin/runc"],
         &["/usr/bin/tini-static", "/usr/bin/tini"],
         &["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"],
-        &["/usr/libexec/docker/cli-plugins/docker-compose", "/usr/lib/docker/cli-plugins/docker-compose"],
+        &[
+            "/usr/libexec/docker/cli-plugins/docker-compose",
+            "/usr/lib/docker/cli-plugins/docker-compose",
+        ],
     ],
     units: &[
         ("docker.service", "multi-user.target"),
@@ -116,7 +119,10 @@ pub fn engine(s: &Subject, r: &mut Report) {
         }
     };
     let Some(root) = &s.root else {
-        r.fail("root filesystem readable", "no root partition could be opened");
+        r.fail(
+            "root filesystem readable",
+            "no root partition could be opened",
+        );
         return;
     };
     let fs = root.fs.as_ref();
@@ -124,7 +130,9 @@ pub fn engine(s: &Subject, r: &mut Report) {
         let name = format!("package {p} installed");
         match &s.dpkg {
             Ok(pk) => match pk.get(*p) {
-                Some(pkg) if pkg.installed() => r.pass(name, format!("{} {}", pkg.name, pkg.version)),
+                Some(pkg) if pkg.installed() => {
+                    r.pass(name, format!("{} {}", pkg.name, pkg.version))
+                }
                 Some(pkg) => r.fail(name, format!("dpkg status {:?}", pkg.status)),
                 None => r.fail(name, "not in dpkg status"),
             },
@@ -154,7 +162,9 @@ pub fn engine(s: &Subject, r: &mut Report) {
     if let Some(g) = spec.group {
         if let Some(t) = read_or_fail(r, fs, "/etc/group", &format!("group {g} exists")) {
             let lines = colon_file(&t);
-            let hit = lines.iter().find(|f| f.first().map(String::as_str) == Some(g));
+            let hit = lines
+                .iter()
+                .find(|f| f.first().map(String::as_str) == Some(g));
             match hit {
                 Some(f) => {
                     let gid: u32 = f.get(2).and_then(|x| x.parse().ok()).unwrap_or(u32::MAX);
@@ -196,11 +206,19 @@ pub fn engine(s: &Subject, r: &mut Report) {
                     r.check(
                         "docker daemon.json valid",
                         problems.is_empty(),
-                        if problems.is_empty() { t.split_whitespace().collect::<Vec<_>>().join(" ") } else { problems.join("; ") },
-                    )
+                        if problems.is_empty() {
+                            t.split_whitespace().collect::<Vec<_>>().join(" ")
+                        } else {
+                            problems.join("; ")
+                        },
+                    );
                 }
-                Ok(_) => r.fail("docker daemon.json valid", "not a JSON object"),
-                Err(e) => r.fail("docker daemon.json valid", format!("not JSON: {e}")),
+                Ok(_) => {
+                    r.fail("docker daemon.json valid", "not a JSON object");
+                }
+                Err(e) => {
+                    r.fail("docker daemon.json valid", format!("not JSON: {e}"));
+                }
             },
             Err(e) => {
                 r.fail("docker daemon.json valid", e);
@@ -214,12 +232,23 @@ pub fn locked(field: &str) -> bool {
     field.starts_with('!') || field.starts_with('*')
 }
 
-fn mode_check(r: &mut Report, fs: &dyn FsRead, path: &str, mode: &[u32], uid: u32, gid: Option<u32>) {
+fn mode_check(
+    r: &mut Report,
+    fs: &dyn FsRead,
+    path: &str,
+    mode: &[u32],
+    uid: u32,
+    gid: Option<u32>,
+) {
     let name = format!("{path} mode {:o}", mode[0]);
     match fs.stat(path) {
         Ok(Some(m)) if m.kind == Kind::File => {
-            let ok = mode.contains(&m.mode) && m.uid == uid && gid.is_none_or(|g| g == m.gid);
-            r.check(name, ok, format!("mode {:o} owner {}:{}", m.mode, m.uid, m.gid))
+            let ok = mode.contains(&m.mode) && m.uid == uid && gid.map_or(true, |g| g == m.gid);
+            r.check(
+                name,
+                ok,
+                format!("mode {:o} owner {}:{}", m.mode, m.uid, m.gid),
+            )
         }
         Ok(Some(m)) => r.fail(name, format!("{:?}, not a file", m.kind)),
         Ok(None) => r.fail(name, "missing"),
@@ -232,17 +261,31 @@ fn mode_check(r: &mut Report, fs: &dyn FsRead, path: &str, mode: &[u32], uid: u3
 pub fn security(s: &Subject, r: &mut Report) {
     r.group("users and security");
     let Some(root) = &s.root else {
-        r.fail("root filesystem readable", "no root partition could be opened");
+        r.fail(
+            "root filesystem readable",
+            "no root partition could be opened",
+        );
         return;
     };
     let fs = root.fs.as_ref();
     if let Some(shadow) = read_or_fail(r, fs, "/etc/shadow", "root password locked") {
         let rows = colon_file(&shadow);
-        match rows.iter().find(|f| f.first().map(String::as_str) == Some("root")) {
+        match rows
+            .iter()
+            .find(|f| f.first().map(String::as_str) == Some("root"))
+        {
             Some(f) => {
                 let pw = f.get(1).cloned().unwrap_or_default();
-                let shown = if pw.len() > 3 { format!("{}...", &pw[..3]) } else { pw.clone() };
-                r.check("root password locked", locked(&pw), format!("root's shadow field is {shown:?}"))
+                let shown = if pw.len() > 3 {
+                    format!("{}...", &pw[..3])
+                } else {
+                    pw.clone()
+                };
+                r.check(
+                    "root password locked",
+                    locked(&pw),
+                    format!("root's shadow field is {shown:?}"),
+                )
             }
             None => r.fail("root password locked", "no root entry in /etc/shadow"),
         };
@@ -254,7 +297,11 @@ pub fn security(s: &Subject, r: &mut Report) {
         r.check(
             "no account with an empty password",
             empty.is_empty(),
-            if empty.is_empty() { format!("{} accounts, none empty", rows.len()) } else { format!("empty: {empty:?}") },
+            if empty.is_empty() {
+                format!("{} accounts, none empty", rows.len())
+            } else {
+                format!("empty: {empty:?}")
+            },
         );
         let with_pw: Vec<String> = rows
             .iter()
@@ -277,7 +324,11 @@ pub fn security(s: &Subject, r: &mut Report) {
             .filter(|f| f.get(2).map(String::as_str) == Some("0"))
             .map(|f| f[0].clone())
             .collect();
-        r.check("only root has uid 0", uid0 == ["root"], format!("uid 0: {uid0:?}"));
+        r.check(
+            "only root has uid 0",
+            uid0 == ["root"],
+            format!("uid 0: {uid0:?}"),
+        );
     }
     mode_check(r, fs, "/etc/shadow", &[0o640, 0o600, 0o000], 0, None);
     mode_check(r, fs, "/etc/gshadow", &[0o640, 0o600, 0o000], 0, None);
@@ -286,15 +337,25 @@ pub fn security(s: &Subject, r: &mut Report) {
 
     match fs.list("/etc/ssh") {
         Ok(Some(names)) => {
-            let keys: Vec<&String> = names.iter().filter(|n| n.starts_with("ssh_host_")).collect();
+            let keys: Vec<&String> = names
+                .iter()
+                .filter(|n| n.starts_with("ssh_host_"))
+                .collect();
             r.check(
                 "no SSH host keys in the image",
                 keys.is_empty(),
-                if keys.is_empty() { "none in /etc/ssh".to_string() } else { format!("found /etc/ssh/{}", list_some(&keys, 6)) },
+                if keys.is_empty() {
+                    "none in /etc/ssh".to_string()
+                } else {
+                    format!("found /etc/ssh/{}", list_some(&keys, 6))
+                },
             );
         }
         Ok(None) => {
-            r.fail("no SSH host keys in the image", "/etc/ssh missing (is openssh-server installed?)");
+            r.fail(
+                "no SSH host keys in the image",
+                "/etc/ssh missing (is openssh-server installed?)",
+            );
         }
         Err(e) => {
             r.fail("no SSH host keys in the image", format!("{e:#}"));
@@ -341,7 +402,9 @@ pub fn security(s: &Subject, r: &mut Report) {
             t.lines()
                 .filter(|l| {
                     let f: Vec<&str> = l.split_whitespace().collect();
-                    f.len() >= 2 && f[0].eq_ignore_ascii_case("PermitRootLogin") && f[1].eq_ignore_ascii_case("yes")
+                    f.len() >= 2
+                        && f[0].eq_ignore_ascii_case("PermitRootLogin")
+                        && f[1].eq_ignore_ascii_case("yes")
                 })
                 .map(move |l| format!("{p}: {l}"))
         })
@@ -349,7 +412,13 @@ pub fn security(s: &Subject, r: &mut Report) {
     r.check(
         "sshd does not permit root password login",
         !sshd_cfg.is_empty() && root_login.is_empty(),
-        if sshd_cfg.is_empty() { "no sshd_config".to_string() } else if root_login.is_empty() { format!("{} config files, no PermitRootLogin yes", sshd_cfg.len()) } else { root_login.join("; ") },
+        if sshd_cfg.is_empty() {
+            "no sshd_config".to_string()
+        } else if root_login.is_empty() {
+            format!("{} config files, no PermitRootLogin yes", sshd_cfg.len())
+        } else {
+            root_login.join("; ")
+        },
     );
     let ssh_unit = unit_enabled(fs, "ssh.service", "multi-user.target")
         .or_else(|_| unit_enabled(fs, "ssh.socket", "sockets.target"))
@@ -358,18 +427,35 @@ pub fn security(s: &Subject, r: &mut Report) {
 
     match fs.stat("/etc/machine-id") {
         Ok(Some(m)) if m.kind == Kind::File => {
-            let t = text(fs, "/etc/machine-id").ok().flatten().unwrap_or_default();
+            let t = text(fs, "/etc/machine-id")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             let ok = t.is_empty() || t.trim() == "uninitialized";
-            r.check("/etc/machine-id empty", ok, format!("{} bytes: {:?}", t.len(), t.trim()))
+            r.check(
+                "/etc/machine-id empty",
+                ok,
+                format!("{} bytes: {:?}", t.len(), t.trim()),
+            )
         }
         Ok(Some(m)) => r.fail("/etc/machine-id empty", format!("{:?}, not a file", m.kind)),
-        Ok(None) => r.fail("/etc/machine-id empty", "missing (systemd needs an empty file to detect first boot with a read-only /etc)"),
+        Ok(None) => r.fail(
+            "/etc/machine-id empty",
+            "missing (systemd needs an empty file to detect first boot with a read-only /etc)",
+        ),
         Err(e) => r.fail("/etc/machine-id empty", format!("{e:#}")),
     };
     match fs.stat("/var/lib/dbus/machine-id") {
         Ok(None) => r.pass("/var/lib/dbus/machine-id not baked", "absent"),
-        Ok(Some(m)) if m.kind == Kind::Symlink => r.pass("/var/lib/dbus/machine-id not baked", format!("symlink to {:?}", m.target)),
-        Ok(Some(m)) => r.check("/var/lib/dbus/machine-id not baked", m.size == 0, format!("a file of {} bytes", m.size)),
+        Ok(Some(m)) if m.kind == Kind::Symlink => r.pass(
+            "/var/lib/dbus/machine-id not baked",
+            format!("symlink to {:?}", m.target),
+        ),
+        Ok(Some(m)) => r.check(
+            "/var/lib/dbus/machine-id not baked",
+            m.size == 0,
+            format!("a file of {} bytes", m.size),
+        ),
         Err(e) => r.fail("/var/lib/dbus/machine-id not baked", format!("{e:#}")),
     };
 
@@ -380,7 +466,15 @@ pub fn security(s: &Subject, r: &mut Report) {
             let f: Vec<&str> = l.split_whitespace().collect();
             f.first() == Some(&"%sudo") && f.len() >= 2 && f[1..].join(" ").contains("ALL")
         });
-        r.check("sudo group may use sudo", ok, if ok { "%sudo ALL=(ALL:ALL) ALL" } else { "no %sudo rule in /etc/sudoers" });
+        r.check(
+            "sudo group may use sudo",
+            ok,
+            if ok {
+                "%sudo ALL=(ALL:ALL) ALL"
+            } else {
+                "no %sudo rule in /etc/sudoers"
+            },
+        );
     }
     let mut nopasswd_all = Vec::new();
     let mut bad_modes = Vec::new();
@@ -393,7 +487,9 @@ pub fn security(s: &Subject, r: &mut Report) {
             }
         }
     }
-    for p in std::iter::once("/etc/sudoers".to_string()).chain(dropins.iter().map(|n| format!("/etc/sudoers.d/{n}"))) {
+    for p in std::iter::once("/etc/sudoers".to_string())
+        .chain(dropins.iter().map(|n| format!("/etc/sudoers.d/{n}")))
+    {
         if let Ok(Some(t)) = text(fs, &p) {
             for l in t.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
                 let f: Vec<&str> = l.split_whitespace().collect();
@@ -406,26 +502,40 @@ pub fn security(s: &Subject, r: &mut Report) {
     r.check(
         "sudoers.d files mode 440",
         bad_modes.is_empty(),
-        if bad_modes.is_empty() { format!("{} files", dropins.len()) } else { bad_modes.join("; ") },
+        if bad_modes.is_empty() {
+            format!("{} files", dropins.len())
+        } else {
+            bad_modes.join("; ")
+        },
     );
     r.check(
         "no passwordless sudo for every user",
         nopasswd_all.is_empty(),
-        if nopasswd_all.is_empty() { "none".to_string() } else { nopasswd_all.join("; ") },
+        if nopasswd_all.is_empty() {
+            "none".to_string()
+        } else {
+            nopasswd_all.join("; ")
+        },
     );
 
     // Hostname and build-host leftovers.
     let want = &s.profile.rootfs.hostname;
     if let Some(h) = read_or_fail(r, fs, "/etc/hostname", &format!("/etc/hostname is {want}")) {
         let h = h.trim();
-        r.check(format!("/etc/hostname is {want}"), h == want, format!("{h:?}"));
+        r.check(
+            format!("/etc/hostname is {want}"),
+            h == want,
+            format!("{h:?}"),
+        );
     }
     if !s.host.hostname.is_empty() && s.host.hostname != *want {
         let host = &s.host.hostname;
         let mut leaks = Vec::new();
         for p in ["/etc/hostname", "/etc/hosts", "/etc/mailname"] {
             if let Ok(Some(t)) = text(fs, p) {
-                if t.split(|c: char| c.is_whitespace() || c == '.').any(|w| w == host) {
+                if t.split(|c: char| c.is_whitespace() || c == '.')
+                    .any(|w| w == host)
+                {
                     leaks.push(p);
                 }
             }
@@ -433,18 +543,36 @@ pub fn security(s: &Subject, r: &mut Report) {
         r.check(
             "build host's name not in the image",
             leaks.is_empty(),
-            if leaks.is_empty() { format!("{host:?} appears nowhere") } else { format!("{host:?} in {leaks:?}") },
+            if leaks.is_empty() {
+                format!("{host:?} appears nowhere")
+            } else {
+                format!("{host:?} in {leaks:?}")
+            },
         );
     }
     match text(fs, "/etc/resolv.conf") {
         Ok(t) => {
             let t = t.unwrap_or_default();
-            let host_ns: Vec<&str> = s.host.resolv_conf.lines().filter(|l| l.trim_start().starts_with("nameserver")).map(str::trim).collect();
-            let leaked: Vec<&str> = t.lines().map(str::trim).filter(|l| host_ns.contains(l)).collect();
+            let host_ns: Vec<&str> = s
+                .host
+                .resolv_conf
+                .lines()
+                .filter(|l| l.trim_start().starts_with("nameserver"))
+                .map(str::trim)
+                .collect();
+            let leaked: Vec<&str> = t
+                .lines()
+                .map(str::trim)
+                .filter(|l| host_ns.contains(l))
+                .collect();
             r.check(
                 "resolv.conf is not the build host's",
                 leaked.is_empty(),
-                if leaked.is_empty() { format!("{} bytes, no build-host nameserver", t.len()) } else { format!("build host's {leaked:?}") },
+                if leaked.is_empty() {
+                    format!("{} bytes, no build-host nameserver", t.len())
+                } else {
+                    format!("build host's {leaked:?}")
+                },
             );
         }
         Err(e) => {
@@ -452,33 +580,65 @@ pub fn security(s: &Subject, r: &mut Report) {
         }
     }
     for (path, why) in [
-        ("/usr/bin/qemu-aarch64-static", "qemu-user binary left from the foreign-arch chroot"),
-        ("/usr/bin/qemu-arm-static", "qemu-user binary left from the foreign-arch chroot"),
-        ("/usr/sbin/policy-rc.d", "blocks every service start from package scripts"),
-        ("/usr/sbin/start-stop-daemon.REAL", "a diverted start-stop-daemon"),
+        (
+            "/usr/bin/qemu-aarch64-static",
+            "qemu-user binary left from the foreign-arch chroot",
+        ),
+        (
+            "/usr/bin/qemu-arm-static",
+            "qemu-user binary left from the foreign-arch chroot",
+        ),
+        (
+            "/usr/sbin/policy-rc.d",
+            "blocks every service start from package scripts",
+        ),
+        (
+            "/usr/sbin/start-stop-daemon.REAL",
+            "a diverted start-stop-daemon",
+        ),
         ("/root/.bash_history", "shell history"),
         ("/var/cache/apt/pkgcache.bin", "apt cache"),
         ("/var/cache/apt/srcpkgcache.bin", "apt cache"),
         ("/var/log/bootstrap.log", "build log"),
         ("/var/log/apt/term.log", "build log"),
-        ("/var/lib/cloud/instance", "cloud-init state from a build-time run"),
+        (
+            "/var/lib/cloud/instance",
+            "cloud-init state from a build-time run",
+        ),
     ] {
         match fs.stat(path) {
             Ok(None) => r.pass(format!("no {path}"), "absent"),
-            Ok(Some(m)) => r.fail(format!("no {path}"), format!("present ({:?}, {} bytes): {why}", m.kind, m.size)),
+            Ok(Some(m)) => r.fail(
+                format!("no {path}"),
+                format!("present ({:?}, {} bytes): {why}", m.kind, m.size),
+            ),
             Err(e) => r.fail(format!("no {path}"), format!("{e:#}")),
         };
     }
     for (dir, what, pred) in [
-        ("/var/lib/apt/lists", "apt index files", (|n: &str| n != "partial" && n != "lock" && n != "auxfiles") as fn(&str) -> bool),
-        ("/var/cache/apt/archives", "downloaded .debs", |n: &str| n.ends_with(".deb")),
+        (
+            "/var/lib/apt/lists",
+            "apt index files",
+            (|n: &str| n != "partial" && n != "lock" && n != "auxfiles") as fn(&str) -> bool,
+        ),
+        ("/var/cache/apt/archives", "downloaded .debs", |n: &str| {
+            n.ends_with(".deb")
+        }),
         ("/tmp", "files", |_: &str| true),
         ("/var/tmp", "files", |_: &str| true),
     ] {
         match fs.list(dir) {
             Ok(Some(names)) => {
                 let hits: Vec<&String> = names.iter().filter(|n| pred(n)).collect();
-                r.check(format!("no {what} in {dir}"), hits.is_empty(), if hits.is_empty() { "empty".to_string() } else { list_some(&hits, 5) })
+                r.check(
+                    format!("no {what} in {dir}"),
+                    hits.is_empty(),
+                    if hits.is_empty() {
+                        "empty".to_string()
+                    } else {
+                        list_some(&hits, 5)
+                    },
+                )
             }
             Ok(None) => r.pass(format!("no {what} in {dir}"), "folder absent"),
             Err(e) => r.fail(format!("no {what} in {dir}"), format!("{e:#}")),
@@ -489,7 +649,12 @@ pub fn security(s: &Subject, r: &mut Report) {
     if let Ok(Some(t)) = text(fs, "/etc/apt/sources.list") {
         sources.push(("/etc/apt/sources.list".to_string(), t));
     }
-    for n in fs.list("/etc/apt/sources.list.d").ok().flatten().unwrap_or_default() {
+    for n in fs
+        .list("/etc/apt/sources.list.d")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+    {
         let p = format!("/etc/apt/sources.list.d/{n}");
         if let Ok(Some(t)) = text(fs, &p) {
             sources.push((p, t));
@@ -500,14 +665,24 @@ pub fn security(s: &Subject, r: &mut Report) {
         .flat_map(|(p, t)| {
             t.lines()
                 .map(str::trim)
-                .filter(|l| !l.starts_with('#') && (l.contains("file:") || l.contains("127.0.0.1") || l.contains("localhost") || l.contains("copy:")))
+                .filter(|l| {
+                    !l.starts_with('#')
+                        && (l.contains("file:")
+                            || l.contains("127.0.0.1")
+                            || l.contains("localhost")
+                            || l.contains("copy:"))
+                })
                 .map(move |l| format!("{p}: {l}"))
         })
         .collect();
     r.check(
         "no build-time APT source left",
         local.is_empty(),
-        if local.is_empty() { format!("{} source files", sources.len()) } else { local.join("; ") },
+        if local.is_empty() {
+            format!("{} source files", sources.len())
+        } else {
+            local.join("; ")
+        },
     );
     let mirror = s.profile.rootfs.mirror.trim_end_matches('/');
     let suite = &s.profile.rootfs.suite;
@@ -521,7 +696,11 @@ pub fn security(s: &Subject, r: &mut Report) {
     r.check(
         format!("APT source {mirror} {suite}"),
         has_mirror,
-        sources.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", "),
+        sources
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     );
 }
 
@@ -531,8 +710,16 @@ fn yaml_str<'v>(v: &'v serde_yaml::Value, key: &str) -> Option<&'v str> {
 
 fn yaml_list(v: Option<&serde_yaml::Value>) -> Vec<String> {
     match v {
-        Some(serde_yaml::Value::Sequence(s)) => s.iter().filter_map(|x| x.as_str()).map(|x| x.trim().to_string()).collect(),
-        Some(serde_yaml::Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
+        Some(serde_yaml::Value::Sequence(s)) => s
+            .iter()
+            .filter_map(|x| x.as_str())
+            .map(|x| x.trim().to_string())
+            .collect(),
+        Some(serde_yaml::Value::String(s)) => s
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -542,7 +729,10 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
     r.group("cloud-init seed");
     let user = &s.profile.rootfs.user;
     let Some(boot) = &s.boot else {
-        r.fail("boot partition readable", "no FAT boot partition could be opened");
+        r.fail(
+            "boot partition readable",
+            "no FAT boot partition could be opened",
+        );
         return;
     };
     let bfs = boot.fs.as_ref();
@@ -557,8 +747,14 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
         match serde_yaml::from_str::<serde_yaml::Value>(&ud) {
             Ok(v) if v.is_mapping() => {
                 r.pass("user-data is YAML", "a mapping");
-                let users = v.get("users").and_then(|u| u.as_sequence()).cloned().unwrap_or_default();
-                let entry = users.iter().find(|u| yaml_str(u, "name") == Some(user.as_str()));
+                let users = v
+                    .get("users")
+                    .and_then(|u| u.as_sequence())
+                    .cloned()
+                    .unwrap_or_default();
+                let entry = users
+                    .iter()
+                    .find(|u| yaml_str(u, "name") == Some(user.as_str()));
                 match entry {
                     Some(u) => {
                         r.pass(format!("user-data creates user {user}"), "in users:");
@@ -567,23 +763,51 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
                             if g == "docker" && s.profile.rootfs.engine != Engine::Docker {
                                 continue;
                             }
-                            r.check(format!("{user} is in group {g}"), groups.iter().any(|x| x == g), format!("groups {groups:?}"));
+                            r.check(
+                                format!("{user} is in group {g}"),
+                                groups.iter().any(|x| x == g),
+                                format!("groups {groups:?}"),
+                            );
                         }
                         let shell = yaml_str(u, "shell");
-                        r.check(format!("{user} login shell"), shell.is_some_and(|sh| sh.starts_with('/')), format!("shell {shell:?}"));
+                        r.check(
+                            format!("{user} login shell"),
+                            shell.is_some_and(|sh| sh.starts_with('/')),
+                            format!("shell {shell:?}"),
+                        );
                         let lock = u.get("lock_passwd").and_then(|x| x.as_bool());
-                        let has_pw = u.get("passwd").is_some() || u.get("hashed_passwd").is_some() || u.get("plain_text_passwd").is_some()
-                            || v.get("chpasswd").and_then(|c| c.get("users")).and_then(|x| x.as_sequence()).is_some_and(|l| l.iter().any(|e| yaml_str(e, "name") == Some(user.as_str())));
-                        let keys = u.get("ssh_authorized_keys").and_then(|k| k.as_sequence()).map_or(0, |k| k.len());
+                        let has_pw = u.get("passwd").is_some()
+                            || u.get("hashed_passwd").is_some()
+                            || u.get("plain_text_passwd").is_some()
+                            || v.get("chpasswd")
+                                .and_then(|c| c.get("users"))
+                                .and_then(|x| x.as_sequence())
+                                .is_some_and(|l| {
+                                    l.iter().any(|e| yaml_str(e, "name") == Some(user.as_str()))
+                                });
+                        let keys = u
+                            .get("ssh_authorized_keys")
+                            .and_then(|k| k.as_sequence())
+                            .map_or(0, |k| k.len());
                         r.check(
                             format!("{user} can log in"),
                             lock == Some(false) && has_pw || keys > 0,
                             format!("lock_passwd {lock:?}, password set {has_pw}, {keys} SSH keys"),
                         );
                         if has_pw {
-                            let expire = v.get("chpasswd").and_then(|c| c.get("expire")).and_then(|e| e.as_bool());
-                            let per_user = v.get("chpasswd").and_then(|c| c.get("users")).and_then(|x| x.as_sequence())
-                                .and_then(|l| l.iter().find(|e| yaml_str(e, "name") == Some(user.as_str())).cloned())
+                            let expire = v
+                                .get("chpasswd")
+                                .and_then(|c| c.get("expire"))
+                                .and_then(|e| e.as_bool());
+                            let per_user = v
+                                .get("chpasswd")
+                                .and_then(|c| c.get("users"))
+                                .and_then(|x| x.as_sequence())
+                                .and_then(|l| {
+                                    l.iter()
+                                        .find(|e| yaml_str(e, "name") == Some(user.as_str()))
+                                        .cloned()
+                                })
                                 .and_then(|e| e.get("expire").and_then(|x| x.as_bool()));
                             let exp = per_user.or(expire);
                             r.check(
@@ -596,13 +820,23 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
                     None => {
                         r.fail(
                             format!("user-data creates user {user}"),
-                            format!("users: {:?}", users.iter().filter_map(|u| yaml_str(u, "name").or(u.as_str())).collect::<Vec<_>>()),
+                            format!(
+                                "users: {:?}",
+                                users
+                                    .iter()
+                                    .filter_map(|u| yaml_str(u, "name").or(u.as_str()))
+                                    .collect::<Vec<_>>()
+                            ),
                         );
                     }
                 }
                 let want = &s.profile.rootfs.hostname;
                 let h = yaml_str(&v, "hostname");
-                r.check(format!("user-data hostname {want}"), h == Some(want.as_str()), format!("hostname {h:?}"));
+                r.check(
+                    format!("user-data hostname {want}"),
+                    h == Some(want.as_str()),
+                    format!("hostname {h:?}"),
+                );
             }
             Ok(_) => {
                 r.fail("user-data is YAML", "not a mapping");
@@ -616,8 +850,15 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
         r.pass("meta-data present", format!("{} bytes", md.len()));
         match serde_yaml::from_str::<serde_yaml::Value>(&md) {
             Ok(v) => {
-                let id = v.get("instance-id").and_then(|x| x.as_str()).or_else(|| v.get("instance_id").and_then(|x| x.as_str()));
-                r.check("meta-data has an instance-id", id.is_some_and(|i| !i.is_empty()), format!("instance-id {id:?}"));
+                let id = v
+                    .get("instance-id")
+                    .and_then(|x| x.as_str())
+                    .or_else(|| v.get("instance_id").and_then(|x| x.as_str()));
+                r.check(
+                    "meta-data has an instance-id",
+                    id.is_some_and(|i| !i.is_empty()),
+                    format!("instance-id {id:?}"),
+                );
             }
             Err(e) => {
                 r.fail("meta-data has an instance-id", format!("not YAML: {e}"));
@@ -630,24 +871,51 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
             Ok(v) => {
                 let v = v.get("network").cloned().unwrap_or(v);
                 let ver = v.get("version").and_then(|x| x.as_u64());
-                r.check("network-config version 1 or 2", matches!(ver, Some(1) | Some(2)), format!("version {ver:?}"));
+                r.check(
+                    "network-config version 1 or 2",
+                    matches!(ver, Some(1) | Some(2)),
+                    format!("version {ver:?}"),
+                );
                 let dhcp = match ver {
-                    Some(2) => v.get("ethernets").and_then(|e| e.as_mapping()).is_some_and(|m| {
-                        m.iter().any(|(k, e)| {
-                            let name = e.get("match").and_then(|m| m.get("name")).and_then(|n| n.as_str()).or(k.as_str()).unwrap_or("");
-                            let wired = name.starts_with("eth") || name.starts_with("en");
-                            wired && e.get("dhcp4").and_then(|d| d.as_bool()) == Some(true)
-                        })
-                    }),
-                    Some(1) => v.get("config").and_then(|c| c.as_sequence()).is_some_and(|l| {
-                        l.iter().any(|e| {
-                            yaml_str(e, "type") == Some("physical")
-                                && e.get("subnets").and_then(|s| s.as_sequence()).is_some_and(|ss| ss.iter().any(|s| yaml_str(s, "type") == Some("dhcp") || yaml_str(s, "type") == Some("dhcp4")))
-                        })
-                    }),
+                    Some(2) => v
+                        .get("ethernets")
+                        .and_then(|e| e.as_mapping())
+                        .is_some_and(|m| {
+                            m.iter().any(|(k, e)| {
+                                let name = e
+                                    .get("match")
+                                    .and_then(|m| m.get("name"))
+                                    .and_then(|n| n.as_str())
+                                    .or(k.as_str())
+                                    .unwrap_or("");
+                                // en*, eth*, e* (a glob matching both), or a name like eth0 / enp0s2.
+                                let wired = name.starts_with('e');
+                                wired && e.get("dhcp4").and_then(|d| d.as_bool()) == Some(true)
+                            })
+                        }),
+                    Some(1) => v
+                        .get("config")
+                        .and_then(|c| c.as_sequence())
+                        .is_some_and(|l| {
+                            l.iter().any(|e| {
+                                yaml_str(e, "type") == Some("physical")
+                                    && e.get("subnets").and_then(|s| s.as_sequence()).is_some_and(
+                                        |ss| {
+                                            ss.iter().any(|s| {
+                                                yaml_str(s, "type") == Some("dhcp")
+                                                    || yaml_str(s, "type") == Some("dhcp4")
+                                            })
+                                        },
+                                    )
+                            })
+                        }),
                     _ => false,
                 };
-                r.check("network-config does DHCP on the wired interface", dhcp, "ethernets (en*/eth*) with dhcp4");
+                r.check(
+                    "network-config does DHCP on the wired interface",
+                    dhcp,
+                    "ethernets (en*/eth*) with dhcp4",
+                );
             }
             Err(e) => {
                 r.fail("network-config version 1 or 2", format!("not YAML: {e}"));
@@ -659,10 +927,20 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
     };
     let fs = root.fs.as_ref();
     let pkg = s.installed("cloud-init");
-    r.check("package cloud-init installed", pkg.is_some(), pkg.map_or("not installed".into(), |p| p.version.clone()));
+    r.check(
+        "package cloud-init installed",
+        pkg.is_some(),
+        pkg.map_or("not installed".into(), |p| p.version.clone()),
+    );
     match fs.stat("/etc/cloud/cloud-init.disabled") {
-        Ok(None) => r.pass("cloud-init not disabled", "no /etc/cloud/cloud-init.disabled"),
-        Ok(Some(_)) => r.fail("cloud-init not disabled", "/etc/cloud/cloud-init.disabled present"),
+        Ok(None) => r.pass(
+            "cloud-init not disabled",
+            "no /etc/cloud/cloud-init.disabled",
+        ),
+        Ok(Some(_)) => r.fail(
+            "cloud-init not disabled",
+            "/etc/cloud/cloud-init.disabled present",
+        ),
         Err(e) => r.fail("cloud-init not disabled", format!("{e:#}")),
     };
     // The datasource must find the seed on the boot partition.
@@ -670,7 +948,12 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
     if let Ok(Some(t)) = text(fs, "/etc/cloud/cloud.cfg") {
         cfgs.push(("/etc/cloud/cloud.cfg".to_string(), t));
     }
-    for n in fs.list("/etc/cloud/cloud.cfg.d").ok().flatten().unwrap_or_default() {
+    for n in fs
+        .list("/etc/cloud/cloud.cfg.d")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+    {
         if n.ends_with(".cfg") {
             let p = format!("/etc/cloud/cloud.cfg.d/{n}");
             if let Ok(Some(t)) = text(fs, &p) {
@@ -685,8 +968,12 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
         how = Some(format!("boot partition label {label}"));
     }
     for (p, t) in &cfgs {
-        let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(t) else { continue };
-        let Some(nc) = v.get("datasource").and_then(|d| d.get("NoCloud")) else { continue };
+        let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(t) else {
+            continue;
+        };
+        let Some(nc) = v.get("datasource").and_then(|d| d.get("NoCloud")) else {
+            continue;
+        };
         if let Some(l) = nc.get("fs_label").and_then(|x| x.as_str()) {
             if l == label {
                 how = Some(format!("{p}: NoCloud fs_label {l}"));
@@ -702,15 +989,36 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
     r.check(
         "cloud-init reads the seed from the boot partition",
         how.is_some(),
-        how.unwrap_or_else(|| format!("no NoCloud fs_label {label:?} or seedfrom {mount} in {} config files", cfgs.len())),
+        how.unwrap_or_else(|| {
+            format!(
+                "no NoCloud fs_label {label:?} or seedfrom {mount} in {} config files",
+                cfgs.len()
+            )
+        }),
     );
-    let units = ["cloud-init-local.service", "cloud-init-main.service", "cloud-init.service", "cloud-config.service", "cloud-final.service"];
+    let units = [
+        "cloud-init-local.service",
+        "cloud-init-main.service",
+        "cloud-init.service",
+        "cloud-config.service",
+        "cloud-final.service",
+    ];
     let mut enabled = Vec::new();
-    for d in fs.list("/etc/systemd/system").ok().flatten().unwrap_or_default() {
+    for d in fs
+        .list("/etc/systemd/system")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+    {
         if !d.ends_with(".wants") {
             continue;
         }
-        for n in fs.list(&format!("/etc/systemd/system/{d}")).ok().flatten().unwrap_or_default() {
+        for n in fs
+            .list(&format!("/etc/systemd/system/{d}"))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        {
             if units.contains(&n.as_str()) || n == "cloud-init.target" {
                 enabled.push(format!("{d}/{n}"));
             }
@@ -718,8 +1026,15 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
     }
     r.check(
         "cloud-init units enabled",
-        enabled.iter().any(|e| e.contains("cloud-init-local")) || enabled.iter().any(|e| e.starts_with("multi-user.target.wants/cloud-init")),
-        if enabled.is_empty() { "no cloud-init unit in /etc/systemd/system/*.wants".to_string() } else { list_some(&enabled, 6) },
+        enabled.iter().any(|e| e.contains("cloud-init-local"))
+            || enabled
+                .iter()
+                .any(|e| e.starts_with("multi-user.target.wants/cloud-init")),
+        if enabled.is_empty() {
+            "no cloud-init unit in /etc/systemd/system/*.wants".to_string()
+        } else {
+            list_some(&enabled, 6)
+        },
     );
 }
 
@@ -728,7 +1043,12 @@ pub fn parse_os_release(t: &str) -> Vec<(String, String)> {
     t.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').trim_matches('\'').to_string()))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.trim().trim_matches('"').trim_matches('\'').to_string(),
+            )
+        })
         .collect()
 }
 
@@ -736,7 +1056,10 @@ pub fn parse_os_release(t: &str) -> Vec<(String, String)> {
 pub fn os_release(s: &Subject, r: &mut Report) {
     r.group("os-release");
     let Some(root) = &s.root else {
-        r.fail("root filesystem readable", "no root partition could be opened");
+        r.fail(
+            "root filesystem readable",
+            "no root partition could be opened",
+        );
         return;
     };
     let fs = root.fs.as_ref();
@@ -744,14 +1067,32 @@ pub fn os_release(s: &Subject, r: &mut Report) {
         return;
     };
     let kv = parse_os_release(&t);
-    r.check("/etc/os-release present", !kv.is_empty(), format!("{} fields", kv.len()));
-    let get = |k: &str| kv.iter().rev().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+    r.check(
+        "/etc/os-release present",
+        !kv.is_empty(),
+        format!("{} fields", kv.len()),
+    );
+    let get = |k: &str| {
+        kv.iter()
+            .rev()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+    };
     for k in ["NAME", "ID", "PRETTY_NAME", "VERSION_ID"] {
         let v = get(k);
-        r.check(format!("os-release {k}"), v.as_ref().is_some_and(|v| !v.is_empty()), format!("{k}={v:?}"));
+        r.check(
+            format!("os-release {k}"),
+            v.as_ref().is_some_and(|v| !v.is_empty()),
+            format!("{k}={v:?}"),
+        );
     }
-    let id_debian = get("ID").as_deref() == Some("debian") || get("ID_LIKE").is_some_and(|l| l.split_whitespace().any(|w| w == "debian"));
-    r.check("os-release is Debian or like it", id_debian, format!("ID={:?} ID_LIKE={:?}", get("ID"), get("ID_LIKE")));
+    let id_debian = get("ID").as_deref() == Some("debian")
+        || get("ID_LIKE").is_some_and(|l| l.split_whitespace().any(|w| w == "debian"));
+    r.check(
+        "os-release is Debian or like it",
+        id_debian,
+        format!("ID={:?} ID_LIKE={:?}", get("ID"), get("ID_LIKE")),
+    );
     let suite = &s.profile.rootfs.suite;
     r.check(
         format!("os-release VERSION_CODENAME {suite}"),
@@ -759,11 +1100,36 @@ pub fn os_release(s: &Subject, r: &mut Report) {
         format!("VERSION_CODENAME={:?}", get("VERSION_CODENAME")),
     );
     let image = s.profile.image_name();
-    let names_image = kv.iter().any(|(k, v)| (k.starts_with("IMAGE_") || k == "VARIANT" || k == "VARIANT_ID" || k.contains("NAME")) && (v.contains(&image) || v.contains("drydock")));
-    r.check("os-release names the image", names_image, format!("IMAGE_ID={:?} VARIANT={:?} PRETTY_NAME={:?}", get("IMAGE_ID"), get("VARIANT"), get("PRETTY_NAME")));
+    let names_image = kv.iter().any(|(k, v)| {
+        (k.starts_with("IMAGE_") || k == "VARIANT" || k == "VARIANT_ID" || k.contains("NAME"))
+            && (v.contains(&image) || v.contains("drydock"))
+    });
+    r.check(
+        "os-release names the image",
+        names_image,
+        format!(
+            "IMAGE_ID={:?} VARIANT={:?} PRETTY_NAME={:?}",
+            get("IMAGE_ID"),
+            get("VARIANT"),
+            get("PRETTY_NAME")
+        ),
+    );
     let board = &s.profile.name;
-    let names_board = kv.iter().any(|(k, v)| k != "NAME" && v.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')' || c == '"').any(|w| w == board));
-    r.check(format!("os-release names the board {board}"), names_board, list_some(&kv.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(), 20));
+    let names_board = kv.iter().any(|(k, v)| {
+        k != "NAME"
+            && v.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')' || c == '"')
+                .any(|w| w == board)
+    });
+    r.check(
+        format!("os-release names the board {board}"),
+        names_board,
+        list_some(
+            &kv.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+            20,
+        ),
+    );
     let iv = get("IMAGE_VERSION");
     let manifest_version = s
         .bundle
@@ -777,7 +1143,11 @@ pub fn os_release(s: &Subject, r: &mut Report) {
             iv.as_deref() == Some(mv.as_str()),
             format!("IMAGE_VERSION={iv:?}, manifest version {mv:?}"),
         ),
-        None => r.check("os-release IMAGE_VERSION", iv.as_ref().is_some_and(|v| !v.is_empty()), format!("IMAGE_VERSION={iv:?}")),
+        None => r.check(
+            "os-release IMAGE_VERSION",
+            iv.as_ref().is_some_and(|v| !v.is_empty()),
+            format!("IMAGE_VERSION={iv:?}"),
+        ),
     };
     match text(fs, "/etc/debian_version") {
         Ok(Some(v)) => r.pass("/etc/debian_version present", v.trim().to_string()),
