@@ -4,10 +4,17 @@
 //! - [`ar`]: the `ar` container of a `.deb`.
 //! - [`deb`]: [`deb::read_deb`] / [`deb::DebReader`] to read packages, [`deb::DebBuilder`] to
 //!   write policy-correct ones with deterministic bytes.
+//! - [`repo`]: a signed APT repository from `.deb` files, re-indexed incrementally and published
+//!   atomically; [`gpg`] keeps its signing key.
+//! - [`serve`]: a read-only HTTP server for a repository folder.
 
 pub mod ar;
+pub mod bench;
 pub mod control;
 pub mod deb;
+pub mod gpg;
+pub mod repo;
+pub mod serve;
 mod tarw;
 
 pub use control::{ControlError, Stanza};
@@ -38,8 +45,30 @@ pub enum Error {
     Artifact(#[from] artifact::Error),
     #[error(transparent)]
     Command(#[from] artifact::cmd::CommandError),
+    #[error("{path}: claims {package} {version} {arch}, as does the different file {other}")]
+    Conflict {
+        path: String,
+        other: String,
+        package: String,
+        version: String,
+        arch: String,
+    },
+    #[error("{}", join_errors(.0))]
+    BadInputs(Vec<Error>),
     #[error("{0}")]
     Invalid(String),
+}
+
+fn join_errors(errors: &[Error]) -> String {
+    let mut s = format!(
+        "{} bad input file(s); the repository was not changed:",
+        errors.len()
+    );
+    for e in errors {
+        s.push_str("\n  ");
+        s.push_str(&e.to_string());
+    }
+    s
 }
 
 impl Error {
