@@ -10,6 +10,7 @@ pub mod configure;
 pub mod doctor;
 pub mod flash;
 pub mod image_test;
+pub mod imagefile;
 pub mod kernel_check;
 pub mod logging;
 pub mod profile;
