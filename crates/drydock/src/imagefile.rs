@@ -1,9 +1,10 @@
 //! Image files as drydock's bundles ship them: `.img` (sparse raw), `.img.zst`, `.img.xz`, `.zip`.
 //! Opening one gives a stream of the raw image bytes and, where the container records it, the raw
-//! size; [`decompress_sparse`] and [`compress_zstd`] serve `drydock configure` on a `.img.zst`.
+//! size; [`decompress_sparse`] serves `drydock configure` on a `.img.zst` (the compressed copy is
+//! written back by `image_assembler::bundle::scan`, with the new block map, in one pass).
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -93,8 +94,11 @@ pub fn open(path: &Path) -> Result<Source> {
             let size = zstd_content_size(&mut f).ok().flatten();
             f.seek(SeekFrom::Start(0))
                 .with_context(|| format!("seeking in {}", path.display()))?;
-            let mut dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(BUF, f))
-                .with_context(|| format!("starting zstd decompression of {}", path.display()))?;
+            let mut dec =
+                zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(BUF, f))
+                    .with_context(|| {
+                        format!("starting zstd decompression of {}", path.display())
+                    })?;
             // Images are written with long windows (zstd --long): allow up to 2 GiB.
             dec.window_log_max(31)
                 .with_context(|| format!("configuring zstd for {}", path.display()))?;
@@ -299,9 +303,8 @@ pub fn xz_uncompressed_size(f: &mut File) -> std::io::Result<Option<u64>> {
         if &footer[10..12] != b"YZ" {
             return Ok(None);
         }
-        let backward = (u32::from_le_bytes([footer[4], footer[5], footer[6], footer[7]]) as u64
-            + 1)
-            * 4;
+        let backward =
+            (u32::from_le_bytes([footer[4], footer[5], footer[6], footer[7]]) as u64 + 1) * 4;
         let index_start = match (end - 12).checked_sub(backward) {
             Some(s) => s,
             None => return Ok(None),
@@ -387,38 +390,28 @@ pub fn write_sparse(out: &mut File, data: &[u8], offset: u64) -> std::io::Result
     Ok(written)
 }
 
-/// Compress a raw image into `dest` with zstd (multi-threaded, the content size in the header).
-pub fn compress_zstd(src: &Path, dest: &Path, level: i32) -> Result<()> {
-    let input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
-    let len = input
-        .metadata()
-        .with_context(|| format!("stat {}", src.display()))?
-        .len();
-    let out = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
-    let mut enc = zstd::stream::write::Encoder::new(std::io::BufWriter::with_capacity(4 << 20, out), level)
-        .context("starting zstd compression")?;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1);
-    enc.multithread(threads)
-        .context("enabling zstd worker threads")?;
-    enc.include_contentsize(true)
-        .context("configuring zstd")?;
-    enc.set_pledged_src_size(Some(len))
-        .context("configuring zstd")?;
-    let mut reader = BufReader::with_capacity(4 << 20, input);
-    std::io::copy(&mut reader, &mut enc)
-        .with_context(|| format!("compressing {} into {}", src.display(), dest.display()))?;
-    let out = enc
-        .finish()
-        .with_context(|| format!("finishing {}", dest.display()))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", dest.display()))?;
-    file.sync_all()
-        .with_context(|| format!("syncing {}", dest.display()))?;
-    Ok(())
+/// Where a `.bmap` for an image is looked for, as bmaptool does: `IMAGE.bmap`, then with each
+/// extension stripped in turn (`x.img.zst` → `x.img.zst.bmap`, `x.img.bmap`, `x.bmap`).
+pub fn bmap_candidates(image: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let name = match image.file_name() {
+        Some(n) => n.to_string_lossy().into_owned(),
+        None => return out,
+    };
+    let mut stem = name.as_str();
+    loop {
+        out.push(image.with_file_name(format!("{stem}.bmap")));
+        match stem.rfind('.') {
+            Some(i) if i > 0 => stem = &stem[..i],
+            _ => break,
+        }
+    }
+    out
+}
+
+/// The bmap beside an image, if any.
+pub fn find_bmap(image: &Path) -> Option<std::path::PathBuf> {
+    bmap_candidates(image).into_iter().find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -436,6 +429,20 @@ mod tests {
         (p, data)
     }
 
+    fn zstd_file(raw: &Path, zst: &Path) {
+        use image_assembler::bundle::{scan, Compression};
+        scan(raw, Some((Compression::Zstd, zst)), 2).unwrap();
+    }
+
+    #[test]
+    fn bmap_names() {
+        let names: Vec<String> = bmap_candidates(Path::new("/d/x.img.zst"))
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["x.img.zst.bmap", "x.img.bmap", "x.bmap"]);
+    }
+
     fn read_all(path: &Path) -> (Source, Vec<u8>) {
         let mut s = open(path).unwrap();
         let mut v = Vec::new();
@@ -449,7 +456,7 @@ mod tests {
         let (raw, data) = sample(dir.path());
         // zstd (ours, single frame) and the zstd CLI's multi-frame output.
         let zst = dir.path().join("a.img.zst");
-        compress_zstd(&raw, &zst, 3).unwrap();
+        zstd_file(&raw, &zst);
         let (s, v) = read_all(&zst);
         assert_eq!((s.format, s.size), (Format::Zstd, Some(data.len() as u64)));
         assert!(v == data);
@@ -470,7 +477,10 @@ mod tests {
         xzdata.extend(&out.stdout);
         std::fs::write(&xz, &xzdata).unwrap();
         let (s, v) = read_all(&xz);
-        assert_eq!((s.format, s.size), (Format::Xz, Some(2 * data.len() as u64)));
+        assert_eq!(
+            (s.format, s.size),
+            (Format::Xz, Some(2 * data.len() as u64))
+        );
         assert_eq!(v.len(), 2 * data.len());
         // zip, deflated, with a README beside the image.
         let zip = dir.path().join("a.zip");
@@ -496,7 +506,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (raw, data) = sample(dir.path());
         let zst = dir.path().join("a.img.zst");
-        compress_zstd(&raw, &zst, 3).unwrap();
+        zstd_file(&raw, &zst);
         let out = dir.path().join("b.img");
         let n = decompress_sparse(open(&zst).unwrap().reader, &out).unwrap();
         assert_eq!(n, data.len() as u64);

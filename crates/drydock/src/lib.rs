@@ -2,6 +2,7 @@
 //! through the artifact cache, and provides the image tools (test, boot-test, configure, flash).
 
 pub mod artifacts;
+pub mod blockdev;
 pub mod boot_test;
 pub mod build;
 pub mod checks;
