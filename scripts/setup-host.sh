@@ -16,6 +16,9 @@ PACKAGES=(
   qemu-system-arm qemu-efi-aarch64 openssh-client bmap-tools
   # tests and benchmarks against the tools users would otherwise pick
   apt-utils reprepro genimage python3-venv util-linux
+  # cloud-init's schema check of the seed (cloud-init itself is extracted below, not installed)
+  python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch
+  python3-requests python3-oauthlib python3-netifaces
 )
 # shellcheck disable=SC2206
 PACKAGES+=(${DRYDOCK_SETUP_EXTRA:-})
@@ -66,4 +69,23 @@ if [ ! -x "$VENV/bin/pyspdxtools" ]; then
     sleep $((try * 10))
   done
 fi
+# cloud-init's own schema check for the configure tests, without installing cloud-init on the
+# host (the package would enable its services here): the .deb is extracted into a folder and run
+# with PYTHONPATH. Tests look at $DRYDOCK_CLOUD_INIT, else this default.
+setup_cloud_init_schema() {
+  local dir="${DRYDOCK_CLOUD_INIT:-${XDG_CACHE_HOME:-$HOME/.cache}/drydock/cloud-init}"
+  [ -f "$dir/usr/lib/python3/dist-packages/cloudinit/__init__.py" ] && return 0
+  local tmp
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"
+  for try in 1 2 3; do
+    (cd "$tmp" && apt-get download -q cloud-init) && break
+    [ "$try" = 3 ] && { echo "setup-host: apt-get download cloud-init failed 3 times" >&2; exit 1; }
+    sleep $((try * 10))
+  done
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  dpkg-deb -x "$tmp"/cloud-init_*.deb "$dir.tmp"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir" && rm -rf "$tmp"
+}
+setup_cloud_init_schema
 echo "setup-host: done" >&2

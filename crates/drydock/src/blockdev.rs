@@ -328,19 +328,11 @@ pub fn swap_devices() -> BTreeSet<DevNo> {
         .collect()
 }
 
-/// Why a device must not be written. Each message names the device and what to do.
-pub fn refusal(disk: &Disk, image_size: Option<u64>, force_non_removable: bool) -> Option<String> {
+/// Why a device must not be touched at all: it holds the running system, is mounted (itself or a
+/// partition), is swap, or has device-mapper/RAID holders. Each message names the device and what
+/// to do.
+pub fn in_use(disk: &Disk) -> Option<String> {
     let dev = disk.path.display();
-    if disk.is_partition {
-        return Some(format!(
-            "{dev} is a partition; give the whole disk (e.g. {})",
-            disk.sys
-                .parent()
-                .and_then(|p| p.file_name())
-                .map(|n| format!("/dev/{}", n.to_string_lossy()))
-                .unwrap_or_else(|| "/dev/sdX".into())
-        ));
-    }
     let mut own: BTreeSet<DevNo> = disk.partitions().into_iter().map(|(_, d)| d).collect();
     own.insert(disk.devno);
     let root = root_devices();
@@ -365,6 +357,26 @@ pub fn refusal(disk: &Disk, image_size: Option<u64>, force_non_removable: bool) 
             "{dev} is in use by {} (device-mapper, LVM, RAID or encryption); stop those first",
             holders.join(", ")
         ));
+    }
+    None
+}
+
+/// Why a device must not be flashed: a partition instead of a disk, [`in_use`], not removable
+/// (unless forced), smaller than the image. Each message names the device and what to do.
+pub fn refusal(disk: &Disk, image_size: Option<u64>, force_non_removable: bool) -> Option<String> {
+    let dev = disk.path.display();
+    if disk.is_partition {
+        return Some(format!(
+            "{dev} is a partition; give the whole disk (e.g. {})",
+            disk.sys
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| format!("/dev/{}", n.to_string_lossy()))
+                .unwrap_or_else(|| "/dev/sdX".into())
+        ));
+    }
+    if let Some(why) = in_use(disk) {
+        return Some(why);
     }
     if !disk.is_removable() && !force_non_removable {
         return Some(format!(

@@ -152,31 +152,35 @@ pub struct BootTestArgs {
     pub work_dir: Option<PathBuf>,
 }
 
-/// Per-device settings written into the cloud-init NoCloud seed.
+/// Per-device settings written into the cloud-init NoCloud seed (user-data, meta-data,
+/// network-config on the boot partition). Settings not given keep the value the image has.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Settings {
-    /// Hostname of the device.
+    /// Hostname of the device (a dotted name also sets the FQDN).
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Login user to create (default pirate).
+    /// Login user: renames the image's user (default pirate), or creates it.
     #[arg(long)]
     pub user: Option<String>,
-    /// Password for the user (stored hashed).
+    /// Password for the user, stored as a SHA-512 crypt hash ($6$, random salt), never in
+    /// plain text; a crypt hash given here is stored as is. Not expired at first login.
     #[arg(long)]
     pub password: Option<String>,
-    /// SSH public key file for the user; repeatable.
+    /// SSH public key file (authorized_keys format) for the user; repeatable. Replaces the keys
+    /// the image has.
     #[arg(long, value_name = "FILE")]
     pub ssh_key: Vec<PathBuf>,
-    /// Wi-Fi network name.
+    /// Wi-Fi network name (network-config `wifis`, interface wlan0).
     #[arg(long)]
     pub wifi_ssid: Option<String>,
-    /// Wi-Fi passphrase.
+    /// Wi-Fi passphrase (8-63 characters) or 64-hex-digit PSK; stored as the PSK, as
+    /// wpa_passphrase computes it. Without it the network is open.
     #[arg(long, requires = "wifi_ssid")]
     pub wifi_psk: Option<String>,
     /// Wi-Fi regulatory country (two letters, e.g. DE).
     #[arg(long)]
     pub wifi_country: Option<String>,
-    /// Static address on the wired interface, ADDR/PREFIX.
+    /// Static address on the wired interface, ADDR/PREFIX (e.g. 192.168.1.50/24); turns DHCP off.
     #[arg(long, value_name = "ADDR/PREFIX")]
     pub static_ip: Option<String>,
     /// Gateway for --static-ip.
@@ -191,28 +195,44 @@ pub struct Settings {
     /// Locale, e.g. de_DE.UTF-8.
     #[arg(long)]
     pub locale: Option<String>,
-    /// Use this #cloud-config file as user-data (validated).
+    /// Use this file as user-data: it must start with `#cloud-config` and be a YAML mapping.
+    /// The other settings are merged into it.
     #[arg(long, value_name = "FILE")]
     pub user_data: Option<PathBuf>,
-    /// Copy a file onto the boot partition, SRC:DEST; repeatable.
+    /// Copy a file onto the boot partition, SRC:DEST (DEST relative to the partition's root;
+    /// a DEST ending in / is a folder); repeatable.
     #[arg(long, value_name = "SRC:DEST")]
     pub file: Vec<String>,
 }
 
+/// Write per-device settings into an image, in place: no mount, no root. `.img` is edited in
+/// place; `.img.zst` is decompressed beside, edited and recompressed, then replaces the original.
+/// A `.bmap` beside the image is regenerated, and `SHA256SUMS` lines for the rewritten files are
+/// updated (the manifest.json keeps the digests of the image as built).
 #[derive(Debug, Args)]
 pub struct ConfigureArgs {
-    /// Image file (.img or .img.zst).
+    /// Image file (.img or .img.zst), or a flashed card's block device.
     pub image: PathBuf,
     #[command(flatten)]
     pub settings: Settings,
-    /// Stamp N copies (IMAGE-1.img ... IMAGE-N.img) with --hostname-pattern.
-    #[arg(long, requires = "hostname_pattern")]
+    /// Stamp N copies (IMAGE-1.img ... IMAGE-N.img) with --hostname-pattern; the image itself is
+    /// left as it is.
+    #[arg(long, requires = "hostname_pattern", value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub count: Option<u32>,
-    /// Hostname pattern for --count, `{n}` is replaced by 1..N.
-    #[arg(long)]
+    /// Hostname pattern for --count: `{n}` is replaced by 1..N (`{n:03}` pads with zeros).
+    #[arg(long, requires = "count", conflicts_with = "hostname")]
     pub hostname_pattern: Option<String>,
+    /// Board the image was built for, to find its boot partition (default: the board in
+    /// manifest.json beside the image, else the first FAT partition).
+    #[arg(long)]
+    pub board: Option<String>,
 }
 
+/// Write an image to a card or a file: only the mapped blocks when a `.bmap` is found beside the
+/// image (`IMAGE.bmap`, or with extensions stripped), then read them back and check their sha256.
+/// Refuses a device that is mounted, holds the running system, is used by swap/LVM/RAID, is not
+/// removable (unless --force-non-removable) or is smaller than the image. Without --device, lists
+/// the removable drives.
 #[derive(Debug, Args)]
 pub struct FlashArgs {
     /// Image (.img, .img.zst, .img.xz or .zip); a .bmap beside it is used.
@@ -220,14 +240,14 @@ pub struct FlashArgs {
     /// Target block device or regular file; without it, candidate drives are listed.
     #[arg(long)]
     pub device: Option<PathBuf>,
-    /// Do not ask for confirmation.
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
     #[arg(long)]
     pub yes: bool,
-    /// Allow a device the kernel does not call removable.
+    /// Allow a device the kernel does not call removable (and that is not USB or SD/MMC).
     #[arg(long)]
     pub force_non_removable: bool,
     /// Block map to use instead of the one beside the image.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_bmap")]
     pub bmap: Option<PathBuf>,
     /// Ignore the block map and write the whole image.
     #[arg(long)]
@@ -235,6 +255,13 @@ pub struct FlashArgs {
     /// Skip the read-back verification.
     #[arg(long)]
     pub no_verify: bool,
+    /// Board the image was built for, to find its boot partition when settings are given.
+    #[arg(long)]
+    pub board: Option<String>,
+    /// A JSON summary on stdout (bytes written, mapped, verified, seconds).
+    #[arg(long)]
+    pub json: bool,
+    /// Settings applied to the written copy's boot partition after it is verified.
     #[command(flatten)]
     pub settings: Settings,
 }
