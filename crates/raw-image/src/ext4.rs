@@ -379,7 +379,10 @@ fn parse_stat(text: &str) -> Option<Stat> {
             links = field(line, "Links:")?.parse().ok();
         } else if let Some(rest) = line.strip_prefix("Fast link dest: \"") {
             target = Some(rest.strip_suffix('"').unwrap_or(rest).to_string());
-        } else if let Some(rest) = line.strip_prefix("Device major/minor number: ") {
+        } else if let Some(rest) = line
+            .strip_prefix("Device major/minor number: ")
+            .or_else(|| line.strip_prefix("(New-style) Device major/minor number: "))
+        {
             let mm = rest.split_whitespace().next()?;
             let (a, b) = mm.split_once(':')?;
             rdev = Some((a.parse().ok()?, b.parse().ok()?));

@@ -1,0 +1,339 @@
+//! Filling layouts from trees: the images agree with sfdisk, fsck and blkid, read back equal to
+//! their trees, and are byte-for-byte reproducible.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use raw_image::ext4::Ext4;
+use raw_image::fat::Fat;
+use raw_image::layout::{Fs, Layout, TableKind};
+use raw_image::tree;
+use raw_image::FilledImage;
+
+const EPOCH: i64 = 1_700_000_000;
+
+fn sfdisk_json(img: &Path) -> serde_json::Value {
+    let out = run_ok(Command::new("sfdisk").arg("--json").arg(img));
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()["partitiontable"].clone()
+}
+
+/// sfdisk's view of the image agrees with the layout and with what fill reported.
+fn check_sfdisk(img: &Path, layout: &Layout, filled: &FilledImage) {
+    let t = sfdisk_json(img);
+    let parts = t["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), layout.partitions.len(), "{t}");
+    match layout.table {
+        TableKind::Mbr => {
+            assert_eq!(t["label"], "dos");
+            assert_eq!(
+                t["id"].as_str().unwrap().to_lowercase(),
+                format!("0x{}", filled.table.disk_id)
+            );
+        }
+        _ => {
+            assert_eq!(t["label"], "gpt");
+            assert_eq!(
+                t["id"].as_str().unwrap().to_lowercase(),
+                filled.table.disk_id
+            );
+            // The backup GPT sits at the very end of the disk.
+            assert_eq!(
+                t["lastlba"].as_u64().unwrap(),
+                filled.disk_size / 512 - 34,
+                "{t}"
+            );
+        }
+    }
+    for ((j, spec), fp) in parts.iter().zip(&layout.partitions).zip(&filled.partitions) {
+        assert_eq!(j["start"].as_u64().unwrap() * 512, fp.start_bytes, "{j}");
+        assert_eq!(j["size"].as_u64().unwrap() * 512, fp.size_bytes, "{j}");
+        assert_eq!(fp.start_bytes % layout.align.0, 0);
+        match layout.table {
+            TableKind::Mbr => {
+                assert_eq!(
+                    u8::from_str_radix(j["type"].as_str().unwrap(), 16).unwrap(),
+                    spec.mbr_type_byte()
+                );
+                assert_eq!(
+                    j["bootable"].as_bool().unwrap_or(false),
+                    spec.bootable,
+                    "{j}"
+                );
+                assert_eq!(
+                    fp.partuuid,
+                    format!("{}-{:02x}", filled.table.disk_id, fp.index)
+                );
+            }
+            _ => {
+                assert_eq!(
+                    j["type"].as_str().unwrap().to_lowercase(),
+                    spec.gpt_type_guid().unwrap()
+                );
+                assert_eq!(j["uuid"].as_str().unwrap().to_lowercase(), fp.partuuid);
+                assert_eq!(j["name"].as_str().unwrap(), spec.name);
+                let attrs = j["attrs"].as_str().unwrap_or("");
+                assert_eq!(attrs.contains("LegacyBIOSBootable"), spec.bootable, "{j}");
+            }
+        }
+    }
+}
+
+/// fsck.vfat -n / e2fsck -fn clean; blkid shows the labels and UUIDs fill reported.
+fn check_filesystems(img: &Path, filled: &FilledImage) {
+    for p in &filled.partitions {
+        match p.fs {
+            Fs::Fat32 => {
+                let d = tempfile::tempdir().unwrap();
+                let part = d.path().join("part.img");
+                extract(img, p.start_bytes, p.size_bytes, &part);
+                run_ok(Command::new("fsck.vfat").arg("-n").arg(&part));
+                let b = blkid(img, p.start_bytes, p.size_bytes);
+                assert_eq!(b["TYPE"], "vfat", "{b:?}");
+                assert_eq!(b["VERSION"], "FAT32", "{b:?}");
+                assert_eq!(Some(&b["UUID"]), p.fs_uuid.as_ref(), "{b:?}");
+                assert_eq!(b.get("LABEL"), p.label.as_ref(), "{b:?}");
+            }
+            Fs::Ext4 => {
+                Ext4::new(img, p.start_bytes).fsck().unwrap();
+                let b = blkid(img, p.start_bytes, p.size_bytes);
+                assert_eq!(b["TYPE"], "ext4", "{b:?}");
+                assert_eq!(Some(&b["UUID"]), p.fs_uuid.as_ref(), "{b:?}");
+                assert_eq!(b.get("LABEL"), p.label.as_ref(), "{b:?}");
+            }
+            Fs::None => {}
+        }
+    }
+}
+
+fn check_ext4_equals(img: &Path, offset: u64, src: &Path) {
+    let mut want = tree::scan(src).unwrap();
+    let root = want.nodes.get_mut("/").unwrap();
+    (root.uid, root.gid) = (0, 0); // root_owner=0:0
+    let mut got = Ext4::new(img, offset).dump_tree().unwrap();
+    got.remove("/lost+found");
+    let diff = want.diff(&got);
+    assert!(
+        diff.is_empty(),
+        "ext4 differs from {}: {diff:#?}",
+        src.display()
+    );
+    let kinds: std::collections::BTreeSet<_> = got.nodes.values().map(|n| n.kind).collect();
+    if is_root() {
+        assert!(
+            kinds.contains(&tree::Kind::CharDevice) && kinds.contains(&tree::Kind::BlockDevice)
+        );
+        assert_eq!(got.nodes["/dev/big"].rdev, Some((259, 65536)));
+        assert_eq!(
+            (
+                got.nodes["/etc/os-release"].uid,
+                got.nodes["/etc/os-release"].gid
+            ),
+            (1000, 1000)
+        );
+    } else {
+        eprintln!("not root: device nodes and owners were not part of the comparison");
+    }
+    assert_eq!(
+        got.nodes["/usr/bin/tool-link"].hardlink_of.as_deref(),
+        Some("/usr/bin/tool")
+    );
+    assert_eq!(got.nodes["/usr/bin/tool"].mode, 0o4755);
+    assert_eq!(got.nodes["/tmp"].mode, 0o1777);
+    assert!(got.nodes["/etc/slow-link"].target.as_ref().unwrap().len() > 60);
+}
+
+fn check_fat_equals(img: &Path, offset: u64, src: &Path) {
+    let d = tempfile::tempdir().unwrap();
+    Fat::new(img, offset).extract_all(d.path()).unwrap();
+    let want = tree::scan(src).unwrap().content_only();
+    let got = tree::scan(d.path()).unwrap().content_only();
+    // Compare names, kinds, sizes and contents (FAT has no owners or modes).
+    let diff = want.diff(&got);
+    assert!(diff.is_empty(), "FAT differs: {diff:#?}");
+}
+
+/// No inode time in the ext4 is later than the epoch (ctime comes from the tree otherwise).
+fn check_times_clamped(img: &Path, offset: u64, paths: &[&str]) {
+    let dev = Ext4::new(img, offset).device();
+    for p in paths {
+        let out = run_ok(
+            Command::new("debugfs")
+                .arg("-R")
+                .arg(format!("stat \"{p}\""))
+                .arg(&dev),
+        );
+        for l in out.lines() {
+            for key in ["ctime:", "atime:", "mtime:", "crtime:"] {
+                if let Some(rest) = l.trim().strip_prefix(key) {
+                    let hex = rest
+                        .trim()
+                        .split(':')
+                        .next()
+                        .unwrap()
+                        .trim_start_matches("0x");
+                    let t = i64::from_str_radix(hex, 16).unwrap();
+                    assert!(t <= EPOCH, "{p}: {key} {t} is after {EPOCH}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rpi_image_agrees_reads_back_and_reproduces() {
+    let d = tempfile::tempdir().unwrap();
+    let (boot, root) = (d.path().join("boot"), d.path().join("root"));
+    boot_tree(&boot);
+    root_tree(&root);
+    let layout = rpi(64 * MIB);
+    let img = d.path().join("rpi.img");
+    let filled = raw_image::fill(
+        &layout,
+        &trees(&[("boot", &boot), ("root", &root)]),
+        "seed-1",
+        EPOCH,
+        &img,
+    )
+    .unwrap();
+    assert_eq!(
+        filled.partitions[1].partuuid,
+        format!("{}-02", filled.table.disk_id)
+    );
+    // The root is sized to fit: content + overhead + 64 MiB headroom, aligned.
+    let rootp = filled.partition("root").unwrap();
+    assert!(
+        rootp.size_bytes >= 64 * MIB + 3 * MIB && rootp.size_bytes < 160 * MIB,
+        "{}",
+        rootp.size_bytes
+    );
+    assert_eq!(filled.disk_size, rootp.start_bytes + rootp.size_bytes);
+    check_sfdisk(&img, &layout, &filled);
+    check_filesystems(&img, &filled);
+    check_ext4_equals(&img, rootp.start_bytes, &root);
+    check_fat_equals(&img, filled.partitions[0].start_bytes, &boot);
+    check_times_clamped(
+        &img,
+        rootp.start_bytes,
+        &[
+            "/",
+            "/etc/hostname",
+            "/usr/bin/tool",
+            "/etc/slow-link",
+            "/tmp",
+        ],
+    );
+    // Sparse: far fewer blocks than the disk size.
+    let used = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&img).unwrap()) * 512;
+    assert!(
+        used < filled.disk_size / 4,
+        "{used} of {}",
+        filled.disk_size
+    );
+
+    // Again, from a fresh copy of the trees (new inodes, new ctimes): the same bytes.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let copy = d.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&root)
+            .arg(&boot)
+            .arg(&copy),
+    );
+    let img2 = d.path().join("rpi2.img");
+    let filled2 = raw_image::fill(
+        &layout,
+        &trees(&[("boot", &copy.join("boot")), ("root", &copy.join("root"))]),
+        "seed-1",
+        EPOCH,
+        &img2,
+    )
+    .unwrap();
+    assert_eq!(filled, filled2);
+    assert_eq!(sha256(&img), sha256(&img2));
+    // A different seed: different ids, different bytes.
+    let img3 = d.path().join("rpi3.img");
+    let filled3 = raw_image::fill(
+        &layout,
+        &trees(&[("boot", &boot), ("root", &root)]),
+        "seed-2",
+        EPOCH,
+        &img3,
+    )
+    .unwrap();
+    assert_ne!(filled3.table.disk_id, filled.table.disk_id);
+    assert_ne!(filled3.partitions[1].fs_uuid, filled.partitions[1].fs_uuid);
+    assert_ne!(sha256(&img), sha256(&img3));
+}
+
+fn ab_case(table: TableKind) {
+    let d = tempfile::tempdir().unwrap();
+    let (boot, root) = (d.path().join("boot"), d.path().join("root"));
+    boot_tree(&boot);
+    root_tree(&root);
+    let layout = ab(table);
+    let img = d.path().join("ab.img");
+    let filled = raw_image::fill(
+        &layout,
+        &trees(&[("boot", &boot), ("root-a", &root)]),
+        "ab",
+        EPOCH,
+        &img,
+    )
+    .unwrap();
+    assert_eq!(filled.disk_size, 512 * MIB);
+    let data = filled.partition("data").unwrap();
+    // `rest` runs to the last aligned byte before the backup GPT (or the disk end for MBR).
+    assert_eq!(
+        data.start_bytes + data.size_bytes,
+        511 * MIB + if table == TableKind::Mbr { MIB } else { 0 }
+    );
+    check_sfdisk(&img, &layout, &filled);
+    check_filesystems(&img, &filled);
+    check_ext4_equals(&img, filled.partition("root-a").unwrap().start_bytes, &root);
+    check_fat_equals(&img, filled.partitions[0].start_bytes, &boot);
+    // root-b is an empty file system.
+    let b = Ext4::new(&img, filled.partition("root-b").unwrap().start_bytes);
+    let names: Vec<String> = b
+        .list_dir("/")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["lost+found"]);
+    if table == TableKind::HybridMbr {
+        assert!(filled.table.hybrid_mbr);
+        assert_eq!(filled.table.mbr_entries.len(), 1);
+        assert_eq!(
+            filled.table.mbr_entries[0].start_bytes,
+            filled.partitions[0].start_bytes
+        );
+    }
+    let mut uuids: Vec<_> = filled
+        .partitions
+        .iter()
+        .map(|p| p.partuuid.clone())
+        .collect();
+    uuids.sort();
+    uuids.dedup();
+    assert_eq!(uuids.len(), 4);
+}
+
+#[test]
+fn ab_mbr() {
+    ab_case(TableKind::Mbr);
+}
+
+#[test]
+fn ab_gpt() {
+    ab_case(TableKind::Gpt);
+}
+
+#[test]
+fn ab_hybrid_mbr() {
+    ab_case(TableKind::HybridMbr);
+}
