@@ -15,8 +15,11 @@ pub mod imagefile;
 pub mod kernel_check;
 pub mod logging;
 pub mod profile;
+pub mod qemu;
 pub mod seed;
 pub mod size;
+pub mod ssh;
+pub mod test_container;
 
 mod boards_cmd;
 mod cache_cmd;

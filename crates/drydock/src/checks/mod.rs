@@ -9,7 +9,7 @@ pub mod boot;
 pub mod bundle;
 pub mod disk;
 #[cfg(test)]
-mod fixture_tests;
+pub(crate) mod fixture_tests;
 pub mod image;
 pub mod layout;
 pub mod readiness;
