@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PACKAGES=(
   # building the rootfs and the image
-  mmdebstrap debian-archive-keyring arch-test qemu-user-static binfmt-support
+  mmdebstrap debian-archive-keyring arch-test qemu-user-static binfmt-support curl
   e2fsprogs dosfstools mtools fdisk gpg gpgv dpkg-dev zstd xz-utils zip unzip
   # kernel source builds (cross)
   make bc bison flex cpio rsync kmod libssl-dev libelf-dev gcc-aarch64-linux-gnu

@@ -28,6 +28,11 @@ const fn t(program: &'static str, package: &'static str, purpose: &'static str) 
 /// Tools every build needs.
 const BASE: &[Tool] = &[
     t("mmdebstrap", "mmdebstrap", "builds the root filesystem"),
+    t(
+        "curl",
+        "curl",
+        "fetches the suite's InRelease (the mirror state in the rootfs cache key)",
+    ),
     t("mke2fs", "e2fsprogs", "makes ext4 filesystems from trees"),
     t(
         "debugfs",
