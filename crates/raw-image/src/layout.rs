@@ -729,7 +729,7 @@ pub fn fs_overhead(fs: Fs, size: u64, nodes: u64) -> u64 {
         Fs::Ext4 => {
             let inode_tables = ext4_inodes(size, nodes) * 256;
             // bitmaps, descriptors, backup superblocks, resize inode reserve: under 1%.
-            journal_bytes(size / 4096) + inode_tables + size / 100 + 4 * Bytes::MIB
+            journal_bytes(size / 4096) + inode_tables + size / 100 + Bytes::MIB
         }
         // two FATs of 4 bytes per 512-byte cluster at worst, reserved sectors, root cluster
         Fs::Fat32 => size / 64 + 256 * Bytes::KIB,
