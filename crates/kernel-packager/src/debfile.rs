@@ -1,39 +1,36 @@
-//! Reading files out of a `.deb`'s data member.
-//!
-//! Until deb-repo's reader is available, the data member is unpacked by `dpkg-deb --fsys-tarfile`
-//! (through the one host-tool runner) and the tar stream is searched in memory.
+//! Reading files out of a `.deb`'s data member, through deb-repo's reader.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::Command;
+
+use deb_repo::deb::{DebReader, EntryKind};
 
 use crate::{Error, Result};
 
-/// The files of `deb`'s data member whose path (without the leading `./`) satisfies `want`,
-/// as (path, contents).
-pub fn read_files(deb: &Path, want: impl Fn(&str) -> bool) -> Result<Vec<(String, Vec<u8>)>> {
-    let out = artifact::cmd::run(Command::new("dpkg-deb").arg("--fsys-tarfile").arg(deb)).map_err(
-        |e| Error::Deb {
+fn deb_err(deb: &Path, e: deb_repo::Error) -> Error {
+    match e {
+        deb_repo::Error::Io { context, source } => Error::Io { context, source },
+        other => Error::Deb {
             path: deb.display().to_string(),
-            message: format!("cannot read its data member: {e}"),
+            message: format!("not a readable .deb: {other}"),
         },
-    )?;
-    let mut ar = tar::Archive::new(std::io::Cursor::new(out.stdout));
-    let bad = |e: std::io::Error| Error::Deb {
-        path: deb.display().to_string(),
-        message: format!("reading its data tarball: {e}"),
-    };
-    let mut found = Vec::new();
-    for ent in ar.entries().map_err(bad)? {
-        let mut ent = ent.map_err(bad)?;
-        let path = ent.path().map_err(bad)?.to_string_lossy().into_owned();
-        let path = path.trim_start_matches("./").to_string();
-        if ent.header().entry_type().is_file() && want(&path) {
-            let mut data = Vec::new();
-            ent.read_to_end(&mut data).map_err(bad)?;
-            found.push((path, data));
-        }
     }
+}
+
+/// The regular files of `deb`'s data member whose path (without the leading `/`) satisfies
+/// `want`, as (path, contents).
+pub fn read_files(deb: &Path, want: impl Fn(&str) -> bool) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut r = DebReader::open(deb).map_err(|e| deb_err(deb, e))?;
+    let mut found = Vec::new();
+    r.for_each_data_entry(|e, data| {
+        let path = e.path.trim_start_matches('/');
+        if e.kind == EntryKind::File && want(path) {
+            let mut v = Vec::new();
+            data.read_to_end(&mut v)?;
+            found.push((path.to_string(), v));
+        }
+        Ok(true)
+    })
+    .map_err(|e| deb_err(deb, e))?;
     Ok(found)
 }
 

@@ -2,12 +2,21 @@
 //!
 //! - [`config`]: kernel `.config` and fragment parsing; fragment-vs-resolved comparison.
 //! - [`readiness`]: the container-readiness rules (Docker's check-config, Kubernetes, podman).
-//! - [`input`]: read a config from a `.config`, a gzip/xz-compressed config or a kernel `.deb`.
+//! - [`mirror`]: Debian packages through the signed InRelease → Packages → .deb chain.
+//! - [`source`]: cross-compiling a kernel tree with fragments, packaged by `make bindeb-pkg`.
+//! - [`builder`]: the kernel artifact (`.deb`s, report, manifest) through the store.
+//! - [`input`]: read a config from a `.config`, a gzip/xz-compressed config or a kernel `.deb`
+//!   (through deb-repo's reader, [`debfile`]).
 
+pub mod builder;
 pub mod config;
 pub mod debfile;
 pub mod input;
+pub mod mirror;
 pub mod readiness;
+pub mod source;
+pub mod spec;
+pub mod version;
 
 pub use config::{KernelConfig, Value};
 pub use readiness::{Level, Report};
@@ -29,6 +38,28 @@ pub enum Error {
     Artifact(#[from] artifact::Error),
     #[error(transparent)]
     Command(#[from] artifact::cmd::CommandError),
+    #[error("{url}: not found on the mirror")]
+    NotFound { url: String },
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{what}: hash mismatch: expected {expected}, got {got}")]
+    HashMismatch {
+        what: String,
+        expected: String,
+        got: String,
+    },
+    #[error("{what}: {message}")]
+    Signature { what: String, message: String },
+    #[error("package {name} is not on the mirror: {place}")]
+    MissingPackage { name: String, place: String },
+    #[error("kernel config {config} does not meet the {level} readiness level; missing: {}", .missing.join(", "))]
+    NotReady {
+        level: readiness::Level,
+        config: String,
+        missing: Vec<String>,
+    },
+    #[error("the kernel's Kconfig dropped fragment options (unmet dependencies or a conflicting select):\n  {}", .issues.join("\n  "))]
+    FragmentDropped { issues: Vec<String> },
     /// Bad input given by the user (a missing file, a bad option value...).
     #[error("{0}")]
     BadInput(String),
@@ -39,7 +70,11 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Error::Config(_) | Error::Deb { .. } | Error::BadInput(_)
+            Error::Config(_)
+                | Error::Deb { .. }
+                | Error::BadInput(_)
+                | Error::MissingPackage { .. }
+                | Error::FragmentDropped { .. }
         )
     }
 }
