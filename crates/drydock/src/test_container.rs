@@ -392,7 +392,7 @@ mod networked {
     fn builds_from_debian_busybox_static() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let p = crate::checks::fixture_tests::rpi_profile();
+        let p = crate::checks::testkit::rpi_profile();
         let a = ensure(&store, &p).unwrap();
         let bytes = std::fs::read(&a).unwrap();
         let mut ar = tar::Archive::new(&bytes[..]);

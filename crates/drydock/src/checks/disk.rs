@@ -2,6 +2,8 @@
 //! ext4 (debugfs) at a partition's offset; blkid, dumpe2fs, e2fsck and fsck.vfat identify and
 //! check each partition. No mounts, no loop devices, no root.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -193,14 +195,24 @@ impl Disk for ImageDisk {
 
     fn fs(&self, part: &Part, fs_type: &str) -> Result<Box<dyn FsRead + '_>> {
         match fs_type {
-            "ext4" => Ok(Box::new(Ext4Read(Ext4::new(&self.path, part.start)))),
-            "vfat" => Ok(Box::new(FatRead(Fat::new(&self.path, part.start)))),
+            "ext4" => Ok(Box::new(Ext4Read {
+                fs: Ext4::new(&self.path, part.start),
+                stats: Default::default(),
+            })),
+            "vfat" => Ok(Box::new(FatRead {
+                fs: Fat::new(&self.path, part.start),
+                dirs: Default::default(),
+            })),
             other => anyhow::bail!("cannot read file system {other:?}"),
         }
     }
 }
 
-struct Ext4Read(Ext4);
+/// ext4 through debugfs; `stat` answers are remembered (the checks stat many paths twice).
+struct Ext4Read {
+    fs: Ext4,
+    stats: RefCell<HashMap<String, Option<Meta>>>,
+}
 
 fn kind(k: raw_image::tree::Kind) -> Kind {
     use raw_image::tree::Kind as K;
@@ -219,22 +231,27 @@ fn not_found(e: &raw_image::Error) -> bool {
 
 impl FsRead for Ext4Read {
     fn stat(&self, path: &str) -> Result<Option<Meta>> {
-        match self.0.stat(path) {
-            Ok(st) => Ok(Some(Meta {
+        if let Some(m) = self.stats.borrow().get(path) {
+            return Ok(m.clone());
+        }
+        let m = match self.fs.stat(path) {
+            Ok(st) => Some(Meta {
                 kind: kind(st.kind),
                 mode: st.mode,
                 uid: st.uid,
                 gid: st.gid,
                 size: st.size,
                 target: st.target,
-            })),
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+            }),
+            Err(e) if not_found(&e) => None,
+            Err(e) => return Err(e.into()),
+        };
+        self.stats.borrow_mut().insert(path.to_string(), m.clone());
+        Ok(m)
     }
 
     fn read_raw(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        match self.0.read_file(path) {
+        match self.fs.read_file(path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
@@ -242,7 +259,7 @@ impl FsRead for Ext4Read {
     }
 
     fn list(&self, dir: &str) -> Result<Option<Vec<String>>> {
-        match self.0.list_dir(dir) {
+        match self.fs.list_dir(dir) {
             Ok(l) => Ok(Some(l.into_iter().map(|e| e.name).collect())),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
@@ -250,7 +267,27 @@ impl FsRead for Ext4Read {
     }
 }
 
-struct FatRead(Fat);
+/// FAT through mtools; folder listings are remembered (each `stat` lists the parent folder).
+struct FatRead {
+    fs: Fat,
+    dirs: RefCell<HashMap<String, Option<Vec<raw_image::fat::FatEntry>>>>,
+}
+
+impl FatRead {
+    fn listing(&self, dir: &str) -> Result<Option<Vec<raw_image::fat::FatEntry>>> {
+        let key = format!("/{}", dir.trim_matches('/'));
+        if let Some(l) = self.dirs.borrow().get(&key) {
+            return Ok(l.clone());
+        }
+        let l = match self.fs.list(&key) {
+            Ok(e) => Some(e),
+            Err(e) if not_found(&e) => None,
+            Err(e) => return Err(e.into()),
+        };
+        self.dirs.borrow_mut().insert(key, l.clone());
+        Ok(l)
+    }
+}
 
 impl FsRead for FatRead {
     fn stat(&self, path: &str) -> Result<Option<Meta>> {
@@ -266,10 +303,8 @@ impl FsRead for FatRead {
             }));
         }
         let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
-        let entries = match self.0.list(if dir.is_empty() { "/" } else { dir }) {
-            Ok(e) => e,
-            Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(entries) = self.listing(dir)? else {
+            return Ok(None);
         };
         Ok(entries
             .into_iter()
@@ -285,7 +320,7 @@ impl FsRead for FatRead {
     }
 
     fn read_raw(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        match self.0.read(path) {
+        match self.fs.read(path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
@@ -293,10 +328,8 @@ impl FsRead for FatRead {
     }
 
     fn list(&self, dir: &str) -> Result<Option<Vec<String>>> {
-        match self.0.list(dir) {
-            Ok(l) => Ok(Some(l.into_iter().map(|e| e.name).collect())),
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self
+            .listing(dir)?
+            .map(|l| l.into_iter().map(|e| e.name).collect()))
     }
 }

@@ -238,6 +238,41 @@ pub mod fixture {
             self
         }
 
+        /// Write the tree into a host folder (modes set; owners set when running as root), to be
+        /// filled into a real image.
+        pub fn materialize(&self, dir: &std::path::Path) -> std::io::Result<()> {
+            use std::os::unix::fs::PermissionsExt;
+            let as_root = nix::unistd::geteuid().is_root();
+            for (p, n) in &self.nodes {
+                let dest = dir.join(p.trim_start_matches('/'));
+                match n {
+                    Node::Dir => std::fs::create_dir_all(&dest)?,
+                    Node::File {
+                        data,
+                        mode,
+                        uid,
+                        gid,
+                    } => {
+                        if let Some(parent) = dest.parent() {
+                            std::fs::create_dir_all(parent)?;
+                        }
+                        std::fs::write(&dest, data)?;
+                        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(*mode))?;
+                        if as_root {
+                            std::os::unix::fs::lchown(&dest, Some(*uid), Some(*gid))?;
+                        }
+                    }
+                    Node::Link(t) => {
+                        if let Some(parent) = dest.parent() {
+                            std::fs::create_dir_all(parent)?;
+                        }
+                        std::os::unix::fs::symlink(t, &dest)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+
         pub fn remove(&mut self, path: &str) -> &mut Self {
             let prefix = format!("{}/", path.trim_end_matches('/'));
             self.nodes

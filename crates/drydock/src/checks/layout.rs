@@ -5,46 +5,21 @@ use crate::checks::subject::{text, Subject};
 use crate::checks::Report;
 use crate::profile::{FsKind, PartSize, TableKind as ProfileTable};
 
-/// GPT type GUIDs for the short names profiles use (the Discoverable Partitions Specification).
-pub fn gpt_type_guid(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "esp" => "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
-        "linux" => "0fc63daf-8483-4772-8e79-3d69d8477de4",
-        "linux-root-arm64" => "b921b045-1df0-41c3-af44-4c6f280d3fae",
-        "linux-root-arm" => "69dad710-2ce4-4e3c-b16c-21a1d49abed3",
-        "linux-root-x86-64" => "4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
-        "linux-home" => "933ac7e1-2eb4-4f13-b844-0e14e2aef915",
-        "linux-swap" => "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f",
-        "bios-boot" => "21686148-6449-6e6f-744e-656564454649",
-        "basic-data" => "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7",
-        _ => return None,
-    })
-}
-
-fn expected_type(kind: TableKind, p: &crate::profile::Partition) -> Option<String> {
+/// The partition type the builder's layout gives a profile partition (raw-image resolves short
+/// names and defaults): `0x0c` for MBR, a lower-case GUID for GPT.
+fn expected_type(
+    profile: &crate::profile::Profile,
+    kind: TableKind,
+    index: usize,
+) -> Option<String> {
+    let layout = crate::artifacts::raw_image::layout(profile).ok()?;
+    let p = layout.partitions.get(index)?;
+    if p.fs == raw_image::layout::Fs::None && p.gpt_type.is_none() && p.mbr_type.is_none() {
+        return None;
+    }
     match kind {
-        TableKind::Mbr => {
-            let t = p.mbr_type.clone().or(match p.fs {
-                FsKind::Fat32 => Some("0x0c".into()),
-                FsKind::Ext4 => Some("0x83".into()),
-                FsKind::None => None,
-            })?;
-            let v =
-                u8::from_str_radix(t.trim_start_matches("0x").trim_start_matches("0X"), 16).ok()?;
-            Some(format!("0x{v:02x}"))
-        }
-        TableKind::Gpt => {
-            let t = p.gpt_type.clone().or(match p.fs {
-                FsKind::Fat32 => Some("basic-data".into()),
-                FsKind::Ext4 => Some("linux".into()),
-                FsKind::None => None,
-            })?;
-            Some(
-                gpt_type_guid(&t)
-                    .map(String::from)
-                    .unwrap_or_else(|| t.to_lowercase()),
-            )
-        }
+        TableKind::Mbr => Some(format!("0x{:02x}", p.mbr_type_byte())),
+        TableKind::Gpt => p.gpt_type_guid().ok(),
     }
 }
 
@@ -141,7 +116,7 @@ pub fn partitions(s: &Subject, r: &mut Report) {
         },
     );
     let align = layout.align.0.max(1);
-    for (spec, part) in &s.parts {
+    for (i, (spec, part)) in s.parts.iter().enumerate() {
         let n = &spec.name;
         let Some(part) = part else {
             r.fail(
@@ -172,7 +147,7 @@ pub fn partitions(s: &Subject, r: &mut Report) {
                 format!("p{} is {}", part.index, mib(part.size)),
             );
         }
-        if let Some(want) = expected_type(t.kind, spec) {
+        if let Some(want) = expected_type(s.profile, t.kind, i) {
             r.check(
                 format!("{n}: type {want}"),
                 part.ptype.eq_ignore_ascii_case(&want),

@@ -9,12 +9,14 @@ pub mod boot;
 pub mod bundle;
 pub mod disk;
 #[cfg(test)]
-pub(crate) mod fixture_tests;
+mod fixture_tests;
 pub mod image;
 pub mod layout;
 pub mod readiness;
 pub mod subject;
 pub mod system;
+#[doc(hidden)]
+pub mod testkit;
 
 use std::io::Write;
 
