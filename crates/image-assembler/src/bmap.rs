@@ -175,6 +175,21 @@ fn number(text: &str, name: &str) -> Result<u64, BmapError> {
         .map_err(|_| BmapError::Invalid(format!("<{name}> {v:?} is not a number")))
 }
 
+/// The text without its `<!-- ... -->` comments.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("<!--") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find("-->") {
+            Some(j) => rest = &rest[i + j + 3..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Parse a bmap file written by us or by `bmaptool create` (format 2.x, sha256), checking its
 /// `BmapFileChecksum` and that ranges are ordered and inside the image.
 pub fn parse(text: &str) -> Result<Bmap, BmapError> {
@@ -200,6 +215,10 @@ pub fn parse(text: &str) -> Result<Bmap, BmapError> {
     if computed != found {
         return Err(BmapError::FileChecksum { found, computed });
     }
+    // Elements are looked up outside comments: bmaptool's header comment mentions
+    // "<MappedBlocksCount> blocks instead of <BlocksCount> blocks".
+    let stripped = strip_comments(text);
+    let text = stripped.as_str();
     let image_size = number(text, "ImageSize")?;
     let block_size = number(text, "BlockSize")?;
     if block_size == 0 {
@@ -322,6 +341,33 @@ mod tests {
         assert!(text.contains("> 4 </Range>"));
         assert!(text.contains("> 9-10 </Range>"));
         assert_eq!(parse(&text).unwrap(), sample());
+    }
+
+    /// What `bmaptool create` (3.6) writes: its header comment names elements in angle brackets.
+    #[test]
+    fn parses_bmaptool_output() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("a.img");
+        let f = std::fs::File::create(&img).unwrap();
+        f.set_len(10 << 20).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(b"hello", 5000).unwrap();
+        drop(f);
+        let out = d.path().join("a.bmap");
+        let st = std::process::Command::new("bmaptool")
+            .args(["-q", "create"])
+            .arg(&img)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.contains("<BlocksCount> blocks"), "{text}");
+        let map = parse(&text).unwrap();
+        assert_eq!(map.image_size, 10 << 20);
+        assert_eq!(map.ranges.len(), 1);
+        assert_eq!((map.ranges[0].first, map.ranges[0].last), (1, 1));
     }
 
     #[test]
