@@ -25,7 +25,7 @@ use crate::cli::BootTestArgs;
 use crate::image_test::{board_for, print_report, require_image};
 use crate::profile::{self, BootloaderKind, Engine, Profile};
 use crate::qemu::{self, Launch, Vm};
-use crate::seed::{self, secrets, Changes, Seed};
+use crate::seed::{secrets, Changes};
 use crate::ssh::{self, Ssh};
 use crate::test_container;
 use crate::{Ctx, UsageError};
@@ -88,31 +88,16 @@ fn read_required(fs: &dyn FsRead, path: &str, what: &str) -> Result<Vec<u8>> {
         .ok_or_else(|| anyhow::anyhow!("{what} {path} is missing in the image"))
 }
 
-/// Seed the copy: SSH key and hostname for the default user, plus a random password (a password
-/// set for a device is not expired, so key logins are not forced through a password change).
+/// Seed the copy through `drydock configure`'s library: SSH key and hostname for the default
+/// user, plus a random password (a password set for a device is not expired, so key logins are
+/// not forced through a password change first).
 fn configure_copy(
     disk: &Path,
-    boot_start: u64,
+    profile: &Profile,
     user: &str,
     hostname: &str,
     pubkey: &str,
 ) -> Result<()> {
-    let fat = raw_image::fat::Fat::new(disk, boot_start);
-    let mut texts = Vec::new();
-    for name in [seed::USER_DATA, seed::META_DATA, seed::NETWORK_CONFIG] {
-        let t = if fat.exists(name)? {
-            Some(String::from_utf8_lossy(&fat.read(name)?).into_owned())
-        } else {
-            None
-        };
-        texts.push(t);
-    }
-    let mut it = texts.into_iter();
-    let mut s = Seed::from_files(
-        it.next().flatten(),
-        it.next().flatten(),
-        it.next().flatten(),
-    );
     let salt = secrets::random_salt().map_err(anyhow::Error::msg)?;
     let pw = format!("bt-{salt}");
     let changes = Changes {
@@ -122,12 +107,8 @@ fn configure_copy(
         ssh_keys: Some(vec![pubkey.to_string()]),
         ..Default::default()
     };
-    s.apply(&changes)
+    crate::configure::apply_to(disk, Some(profile), &changes, &[])
         .context("configuring the seed of the test copy")?;
-    for (name, text) in s.changed_files() {
-        fat.write(name, text.as_bytes())
-            .with_context(|| format!("writing {name} on the copy's boot partition"))?;
-    }
     Ok(())
 }
 
@@ -273,13 +254,13 @@ pub fn prepare(profile: &Profile, image: &Path, work: &Path) -> Result<Prepared>
         "boottest-{}",
         &artifact::sha256_bytes(key.public.as_bytes())[..6]
     );
-    match boot_start {
-        Some(start) => configure_copy(&disk_path, start, &user, &hostname, &key.public)?,
-        None => bail!(
+    if boot_start.is_none() {
+        bail!(
             "{}: no FAT boot partition to write the cloud-init seed to",
             image.display()
-        ),
+        );
     }
+    configure_copy(&disk_path, profile, &user, &hostname, &key.public)?;
     launch.disk = disk_path;
     launch.serial_log = work.join("serial.log");
     let b = bundle::find(image);

@@ -6,73 +6,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
-use drydock::checks::testkit;
-
-const SEED: &str = "drydock-image-test-fixture";
-const EPOCH: i64 = 1_700_000_000;
-
-/// Build the fixture bundle in `dir`; returns the image path.
-fn build_fixture(dir: &Path) -> PathBuf {
-    let profile = testkit::rpi_profile();
-    let ids = raw_image::build::Ids::new(SEED);
-    let disk_id = format!("{:08x}", ids.mbr_disk_id());
-    let d = testkit::good_disk_with_id(&disk_id);
-    let mut trees = BTreeMap::new();
-    for (name, idx) in [("boot", 1u32), ("root", 2u32)] {
-        let t = dir.join(format!("tree-{name}"));
-        let part = d.parts.iter().find(|p| p.part.index == idx).unwrap();
-        part.tree.materialize(&t).unwrap();
-        trees.insert(name.to_string(), t);
-    }
-    let img = dir.join("drydock-rpi-arm64.img");
-    let layout = drydock::artifacts::raw_image::layout(&profile).unwrap();
-    let filled = raw_image::build::fill(&layout, &trees, SEED, EPOCH, &img).unwrap();
-    assert_eq!(
-        filled.partition("root").unwrap().partuuid,
-        format!("{disk_id}-02")
-    );
-
-    // The bundle, with the assembler's own format code.
-    let scan = image_assembler::bundle::scan(&img, None, 1).unwrap();
-    std::fs::write(
-        dir.join("drydock-rpi-arm64.img.bmap"),
-        image_assembler::bmap::render(&scan.bmap).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("SHA256SUMS"),
-        image_assembler::sums::render(&[("drydock-rpi-arm64.img".into(), scan.sha256.clone())]),
-    )
-    .unwrap();
-    let pkgs = image_assembler::dpkg::parse_status(&testkit::dpkg_status()).unwrap();
-    let info = image_assembler::sbom::ImageInfo {
-        file_name: "drydock-rpi-arm64.img",
-        sha256: &scan.sha256,
-        version: "0.1.0",
-        digest: &"d".repeat(64),
-        epoch: EPOCH,
-        tool: "drydock-0.1.0",
-        namespace_base: "https://example.invalid/drydock/spdx",
-    };
-    let sbom = image_assembler::sbom::render(&info, &pkgs);
-    std::fs::write(
-        dir.join("drydock-rpi-arm64.spdx.json"),
-        serde_json::to_string_pretty(&sbom).unwrap(),
-    )
-    .unwrap();
-    let manifest = serde_json::json!({
-        "board": "rpi-arm64",
-        "version": "0.1.0",
-        "artifacts": {"rootfs": "a".repeat(64), "kernel": "b".repeat(64), "raw-image": "c".repeat(64)},
-        "packages": pkgs.iter().map(|p| serde_json::json!({"name": p.name, "version": p.version, "arch": p.arch})).collect::<Vec<_>>(),
-    });
-    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
-    img
-}
 
 #[test]
 fn fixture_image_passes_then_each_corruption_fails_by_name() {
