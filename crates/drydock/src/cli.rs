@@ -47,8 +47,27 @@ pub enum Command {
     /// Build one artifact of a board's pipeline on its own.
     BuildArtifact(BuildArtifactArgs),
     /// Run static checks on an image file (no mount, no root).
+    ///
+    /// Reads the partition table, the FAT boot partition (mtools) and the ext4 root (debugfs) at
+    /// their offsets and checks, grouped: partition table and filesystems (types, alignment,
+    /// labels, UUIDs, fsck), boot files (firmware, kernel, initrd, every dtb of the board,
+    /// config.txt, cmdline.txt), kernel and modules with the container-readiness report, the
+    /// container engine, users and security, the cloud-init seed, os-release, fstab and cmdline
+    /// against the PARTUUIDs, and the bundle beside the image (manifest.json, SBOM, SHA256SUMS,
+    /// .bmap) against the image's dpkg status. Exit 0 when every check passes, 1 naming each
+    /// failed check and what it found.
     Test(TestArgs),
     /// Boot a copy of an image under QEMU and check it over SSH.
+    ///
+    /// Copies the image (sparse) into a work folder, grows it to the board's qemu.disk-size,
+    /// writes a fresh SSH key and a test hostname into the copy's cloud-init seed, and boots it
+    /// with qemu-system-aarch64 on the machine the profile names (raspi3b, virt), the serial
+    /// console logged to WORK/serial.log and SSH forwarded to a free 127.0.0.1 port. Then checks:
+    /// systemd reaches `running` (failed units named), hostname, root filesystem grown to the disk,
+    /// host keys and machine-id generated, the running kernel's container readiness, `docker info`
+    /// (overlay2, cgroup driver), and the boot-test busybox container runs (preloaded, or loaded
+    /// over SSH). Prints the time to login, to docker ready and in total; on failure the tail of
+    /// the serial log. The serial log is kept; the disk copy is removed.
     BootTest(BootTestArgs),
     /// Write per-device settings (cloud-init seed) into an image's boot partition.
     Configure(ConfigureArgs),
@@ -138,13 +157,15 @@ pub struct TestArgs {
 pub struct BootTestArgs {
     /// Image file (.img).
     pub image: PathBuf,
-    /// Board profile naming the QEMU machine.
+    /// Board profile naming the QEMU machine (default: read from the bundle's manifest.json,
+    /// else rpi-arm64).
     #[arg(long)]
     pub board: Option<String>,
     /// One JSON object per check on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Seconds allowed to reach SSH login.
+    /// Seconds allowed to reach SSH login (software emulation: raspi3b needs minutes). A console
+    /// message that rules out booting (kernel panic, root device missing) fails earlier.
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
     /// Folder for the serial log and the working copy [default: beside the image].

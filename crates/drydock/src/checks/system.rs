@@ -366,13 +366,21 @@ pub fn security(s: &Subject, r: &mut Report) {
         .ok()
         .flatten()
         .is_some_and(|t| t.lines().any(|l| l.trim() == "- ssh"));
-    let keygen_unit = fs
-        .list("/etc/systemd/system/multi-user.target.wants")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|n| n.contains("keygen") || n.contains("host-keys") || n.contains("hostkeys"));
+    // A keygen unit enabled anywhere (`*.wants` or `*.requires`, e.g. ssh.service.requires).
+    let mut keygen_unit = None;
+    for d in fs.list("/etc/systemd/system").ok().flatten().unwrap_or_default() {
+        if !(d.ends_with(".wants") || d.ends_with(".requires")) {
+            continue;
+        }
+        for n in fs.list(&format!("/etc/systemd/system/{d}")).ok().flatten().unwrap_or_default() {
+            if n.contains("keygen") || n.contains("host-keys") || n.contains("hostkeys") {
+                let link = format!("/etc/systemd/system/{d}/{n}");
+                if matches!(stat_follow(fs, &link), Ok(Some((_, m))) if m.kind == Kind::File) {
+                    keygen_unit = Some(format!("{d}/{n}"));
+                }
+            }
+        }
+    }
     r.check(
         "SSH host keys are generated at first boot",
         cloud_ssh || keygen_unit.is_some(),

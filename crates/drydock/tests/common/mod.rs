@@ -247,3 +247,24 @@ pub fn build_fixture(dir: &Path) -> PathBuf {
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
     img
 }
+
+/// Build (or take from the shared cache) a board's bundle with the boot-test container preloaded,
+/// exported to a folder under the target directory; returns the `.img` path. Uses the default
+/// artifact cache (DRYDOCK_CACHE_DIR or ~/.cache/drydock) so a warm machine reruns fast.
+pub fn e2e_bundle(board: &str) -> PathBuf {
+    let profile = drydock::profile::load(board).unwrap();
+    let store = artifact::Store::open(artifact::Store::default_root()).unwrap();
+    let archive = drydock::test_container::ensure(&store, &profile).unwrap();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-bundle-{board}"));
+    let status = drydock()
+        .args(["build", board, "--out"])
+        .arg(&out)
+        .arg("--preload")
+        .arg(&archive)
+        .status()
+        .expect("running drydock build");
+    assert!(status.success(), "drydock build {board} failed");
+    let img = out.join(format!("{}.img", profile.image_name()));
+    assert!(img.is_file(), "no {} after drydock build", img.display());
+    img
+}
