@@ -69,9 +69,21 @@ const BOOT_TEST: &[Tool] = &[
     ),
     t("ssh", "openssh-client", "checks the booted image"),
     t("ssh-keygen", "openssh-client", "makes the test key"),
-    t("blkid", "util-linux", "identifies file systems for drydock test"),
-    t("dumpe2fs", "e2fsprogs", "reads ext4 superblocks for drydock test"),
-    t("apt-get", "apt", "fetches busybox-static for the boot-test container"),
+    t(
+        "blkid",
+        "util-linux",
+        "identifies file systems for drydock test",
+    ),
+    t(
+        "dumpe2fs",
+        "e2fsprogs",
+        "reads ext4 superblocks for drydock test",
+    ),
+    t(
+        "apt-get",
+        "apt",
+        "fetches busybox-static for the boot-test container",
+    ),
 ];
 
 /// qemu-user binary and binfmt entry name for a foreign Debian arch.

@@ -457,3 +457,20 @@ fn bundle_checks_against_files() {
     );
     let _ = Bundle::default();
 }
+
+#[test]
+fn keygen_unit_in_requires_counts() {
+    let f = broken(|d| {
+        d.tree_mut(2)
+            .file(
+                "/etc/cloud/cloud.cfg",
+                "cloud_init_modules:\n - seed_random\n",
+            )
+            .file("/etc/systemd/system/drydock-ssh-keygen.service", "[Unit]\n")
+            .link(
+                "/etc/systemd/system/ssh.service.requires/drydock-ssh-keygen.service",
+                "/etc/systemd/system/drydock-ssh-keygen.service",
+            );
+    });
+    assert!(f.is_empty(), "{f:?}");
+}

@@ -368,11 +368,21 @@ pub fn security(s: &Subject, r: &mut Report) {
         .is_some_and(|t| t.lines().any(|l| l.trim() == "- ssh"));
     // A keygen unit enabled anywhere (`*.wants` or `*.requires`, e.g. ssh.service.requires).
     let mut keygen_unit = None;
-    for d in fs.list("/etc/systemd/system").ok().flatten().unwrap_or_default() {
+    for d in fs
+        .list("/etc/systemd/system")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+    {
         if !(d.ends_with(".wants") || d.ends_with(".requires")) {
             continue;
         }
-        for n in fs.list(&format!("/etc/systemd/system/{d}")).ok().flatten().unwrap_or_default() {
+        for n in fs
+            .list(&format!("/etc/systemd/system/{d}"))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        {
             if n.contains("keygen") || n.contains("host-keys") || n.contains("hostkeys") {
                 let link = format!("/etc/systemd/system/{d}/{n}");
                 if matches!(stat_follow(fs, &link), Ok(Some((_, m))) if m.kind == Kind::File) {
