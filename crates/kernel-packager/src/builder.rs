@@ -301,7 +301,9 @@ impl Prepared {
         Ok((debs, release, origin, cfg, text))
     }
 
-    fn source_tree(&self) -> Result<PathBuf> {
+    /// The kernel tree of a source build: the given path, or Debian's linux-source unpacked
+    /// (once, cached under the work folder by the package's sha256).
+    pub fn source_tree(&self) -> Result<PathBuf> {
         let Mode::Source(src) = &self.spec.mode else {
             return Err(Error::BadInput("not a source build".into()));
         };

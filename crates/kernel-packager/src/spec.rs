@@ -63,8 +63,10 @@ pub struct Fragment {
 }
 
 /// The fragments shipped with drydock, by name.
-pub const SHIPPED_FRAGMENTS: &[(&str, &str)] =
-    &[("containers", include_str!("../fragments/containers.config"))];
+pub const SHIPPED_FRAGMENTS: &[(&str, &str)] = &[
+    ("containers", include_str!("../fragments/containers.config")),
+    ("modules", include_str!("../fragments/modules.config")),
+];
 
 /// A shipped fragment by name.
 pub fn shipped_fragment(name: &str) -> Option<Fragment> {
