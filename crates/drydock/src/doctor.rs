@@ -58,6 +58,12 @@ const KERNEL_SOURCE: &[Tool] = &[
     t("flex", "flex", "kernel build"),
     t("cpio", "cpio", "kernel build"),
     t("rsync", "rsync", "kernel headers package"),
+    t("dpkg-buildpackage", "dpkg-dev", "make bindeb-pkg"),
+    t(
+        "dh_listpackages",
+        "debhelper",
+        "make bindeb-pkg (debian/rules)",
+    ),
 ];
 
 /// Tools `drydock boot-test` needs.

@@ -97,3 +97,22 @@ pub struct BoardFile {
     /// Under `/etc`: a conffile the user may edit.
     pub conffile: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readiness::{check, Level};
+    use crate::KernelConfig;
+
+    /// The containers fragment alone asks for every option the docker level requires (on any
+    /// base config, what Kconfig keeps of it is checked after olddefconfig).
+    #[test]
+    fn containers_fragment_covers_the_docker_level() {
+        let f = shipped_fragment("containers").unwrap();
+        let cfg = KernelConfig::parse_fragment(&f.text, "containers").unwrap();
+        let r = check(&cfg, Level::Docker);
+        assert!(r.ok, "{}", r.table());
+        assert!(shipped_fragment("modules").is_some());
+        assert!(shipped_fragment("nope").is_none());
+    }
+}
