@@ -202,6 +202,11 @@ fn fat_at_an_offset() {
     assert_eq!(deep[0].name, "Long Name.dtbo");
     assert_eq!(deep[0].size, 4);
     assert!(fat.exists("/overlays/deep").unwrap());
+    assert!(fat.exists("/overlays/deep/Long Name.dtbo").unwrap());
+    assert!(
+        fat.exists("/CONFIG.TXT").unwrap(),
+        "FAT names are case-insensitive"
+    );
     assert!(!fat.exists("/nope.txt").unwrap());
     let e = fat.read("/nope.txt").unwrap_err().to_string();
     assert!(e.contains("nope.txt") && e.contains("not found"), "{e}");
