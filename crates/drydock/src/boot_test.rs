@@ -340,9 +340,14 @@ pub fn boot_and_check(
             r.fail(
                 format!("reaches SSH login within {} s", login_timeout.as_secs()),
                 format!(
-                    "no SSH login after {:.0} s (last ssh error: {})",
+                    "no SSH login after {:.0} s (last ssh error: {}){}",
                     waited.as_secs_f64(),
-                    last_err.trim()
+                    last_err.trim(),
+                    if qemu::log_tail(&launch.serial_log, 400).contains(" login:") {
+                        "; the console shows a login prompt, so the system booted but SSH is unreachable (network configuration? sshd?)"
+                    } else {
+                        ""
+                    }
                 ),
             );
             return Ok(times);

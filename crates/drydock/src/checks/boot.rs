@@ -261,6 +261,10 @@ pub fn boot_files(s: &Subject, r: &mut Report) {
         Err(e) => r.fail(format!("{initrd_path} is an initramfs"), e.clone()),
     };
 
+    if s.profile.bootloader.kind == BootloaderKind::Direct {
+        direct_boot_files(s, &vmlinuz, &initrd, &vmlinuz_path, &initrd_path, r);
+        return;
+    }
     if s.profile.bootloader.kind != BootloaderKind::RpiFirmware {
         return;
     }
@@ -425,6 +429,58 @@ pub fn boot_files(s: &Subject, r: &mut Report) {
     }
 
     // cmdline.txt options from the profile.
+    match cmdline(s) {
+        Ok(Some(line)) => {
+            let args: Vec<&str> = line.split_whitespace().collect();
+            for want in &s.profile.kernel.cmdline {
+                r.check(
+                    format!("cmdline.txt has {want}"),
+                    args.contains(&want.as_str()),
+                    list_some(&args, 12),
+                );
+            }
+        }
+        Ok(None) => {
+            r.fail("cmdline.txt present", "missing on the boot partition");
+        }
+        Err(e) => {
+            r.fail("cmdline.txt present", e);
+        }
+    }
+}
+
+type Bytes = Result<Option<Vec<u8>>, String>;
+
+/// Direct boot (a VM or a later stage loads the kernel): `vmlinuz`, `initrd.img` and
+/// `cmdline.txt` on the boot partition, equal to the installed kernel's.
+fn direct_boot_files(
+    s: &Subject,
+    vmlinuz: &Bytes,
+    initrd: &Bytes,
+    vpath: &str,
+    ipath: &str,
+    r: &mut Report,
+) {
+    let Some(boot) = &s.boot else {
+        r.fail(
+            "boot partition readable",
+            "no FAT boot partition could be opened",
+        );
+        return;
+    };
+    for (name, want, wpath) in [("vmlinuz", vmlinuz, vpath), ("initrd.img", initrd, ipath)] {
+        let check = format!("/{name} on the boot partition equals {wpath}");
+        match (read_bytes(boot.fs.as_ref(), &format!("/{name}")), want) {
+            (Ok(Some(a)), Ok(Some(b))) if &a == b => r.pass(check, format!("{} bytes", a.len())),
+            (Ok(Some(a)), Ok(Some(b))) => r.fail(
+                check,
+                format!("{} bytes vs {} bytes: different", a.len(), b.len()),
+            ),
+            (Ok(None), _) => r.fail(check, "missing on the boot partition"),
+            (Err(e), _) => r.fail(check, e),
+            (_, _) => r.fail(check, format!("{wpath} unreadable")),
+        };
+    }
     match cmdline(s) {
         Ok(Some(line)) => {
             let args: Vec<&str> = line.split_whitespace().collect();

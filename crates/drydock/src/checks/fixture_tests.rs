@@ -474,3 +474,24 @@ fn keygen_unit_in_requires_counts() {
     });
     assert!(f.is_empty(), "{f:?}");
 }
+
+#[test]
+fn interface_name_globs() {
+    use super::system::glob_match;
+    assert!(glob_match("e*", "enp0s2"));
+    assert!(glob_match("en*", "enx021122334455"));
+    assert!(glob_match("eth0", "eth0"));
+    assert!(!glob_match("eth0", "enp0s2"));
+    assert!(glob_match("e?h*", "eth0"));
+    assert!(!glob_match("en*", "eth0"));
+}
+
+#[test]
+fn eth0_is_enough_with_net_ifnames_0() {
+    let f = broken(|d| {
+        d.tree_mut(1)
+            .file("/network-config", "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n")
+            .file("/cmdline.txt", "console=serial0,115200 console=tty1 root=PARTUUID=1234abcd-02 rw net.ifnames=0 rootwait fsck.repair=yes cgroup_enable=memory cgroup_memory=1\n");
+    });
+    assert!(f.is_empty(), "{f:?}");
+}

@@ -401,10 +401,12 @@ pub fn fstab_cmdline(s: &Subject, r: &mut Report) {
     );
 
     let is_pi = s.profile.bootloader.kind == crate::profile::BootloaderKind::RpiFirmware;
+    let needs_cmdline =
+        is_pi || s.profile.bootloader.kind == crate::profile::BootloaderKind::Direct;
     let line = match cmdline(s) {
         Ok(Some(l)) => l,
         Ok(None) => {
-            if is_pi {
+            if needs_cmdline {
                 r.fail("cmdline.txt present", "missing on the boot partition");
             }
             return;

@@ -1056,6 +1056,20 @@ pub fn cloud_init(s: &Subject, r: &mut Report) {
     );
 }
 
+/// Shell-style glob match (`*`, `?`), as netplan/cloud-init match interface names.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn m(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], n) || (!n.is_empty() && m(p, &n[1..])),
+            (Some(b'?'), Some(_)) => m(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    m(pattern.as_bytes(), name.as_bytes())
+}
+
 /// Parse os-release (`KEY=value`, optionally quoted).
 pub fn parse_os_release(t: &str) -> Vec<(String, String)> {
     t.lines()
