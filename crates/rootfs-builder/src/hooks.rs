@@ -106,17 +106,24 @@ fn write_file(path: &str, content: &str) -> String {
     )
 }
 
+/// Replace `$1/<path>` by a new regular file (mode 0644) holding `content`: for files mmdebstrap
+/// copied from the build host (their mode too) and files we own.
+fn new_file(path: &str, content: &str) -> String {
+    let q = sh_quote(path);
+    format!(
+        "rm -f \"$1\"{q}\nprintf '%s' {} > \"$1\"{q}\nchmod 0644 \"$1\"{q}\n",
+        sh_quote(content)
+    )
+}
+
 /// The essential hook: runs after the essential packages are installed and before the rest, so
 /// package scripts (openssh's, for one) already see the image's hostname, not the build host's
 /// that mmdebstrap copied in for network access.
 pub fn essential_hook(spec: &RootfsSpec) -> String {
     let mut s = String::from("set -eu\n");
     s.push_str("# the image's hostname, before any package script can record the build host's\n");
-    s.push_str(&write_file(
-        "/etc/hostname",
-        &format!("{}\n", spec.hostname),
-    ));
-    s.push_str(&write_file("/etc/hosts", &hosts_file(&spec.hostname)));
+    s.push_str(&new_file("/etc/hostname", &format!("{}\n", spec.hostname)));
+    s.push_str(&new_file("/etc/hosts", &hosts_file(&spec.hostname)));
     s
 }
 
@@ -131,11 +138,8 @@ pub fn customize_hook(spec: &RootfsSpec) -> String {
     );
 
     s.push_str("# hostname and hosts: the image's, never the build host's\n");
-    s.push_str(&write_file(
-        "/etc/hostname",
-        &format!("{}\n", spec.hostname),
-    ));
-    s.push_str(&write_file("/etc/hosts", &hosts_file(&spec.hostname)));
+    s.push_str(&new_file("/etc/hostname", &format!("{}\n", spec.hostname)));
+    s.push_str(&new_file("/etc/hosts", &hosts_file(&spec.hostname)));
 
     s.push_str("# no resolv.conf from the build host (a package's symlink is kept)\n");
     s.push_str("if [ ! -L \"$1/etc/resolv.conf\" ]; then rm -f \"$1/etc/resolv.conf\"; fi\n");
@@ -149,12 +153,9 @@ pub fn customize_hook(spec: &RootfsSpec) -> String {
     s.push_str("# no SSH host keys: first boot generates them\n");
     s.push_str("rm -f \"$1\"/etc/ssh/ssh_host_*\n");
     s.push_str("if [ -x \"$1/usr/sbin/sshd\" ] && [ -d \"$1/etc/systemd/system\" ]; then\n");
-    s.push_str(&format!(
-        "  {}",
-        write_file(
-            "/etc/systemd/system/drydock-ssh-keygen.service",
-            SSH_KEYGEN_UNIT
-        )
+    s.push_str(&new_file(
+        "/etc/systemd/system/drydock-ssh-keygen.service",
+        SSH_KEYGEN_UNIT,
     ));
     s.push_str("  mkdir -p \"$1/etc/systemd/system/ssh.service.requires\"\n");
     s.push_str("  ln -sf /etc/systemd/system/drydock-ssh-keygen.service \"$1/etc/systemd/system/ssh.service.requires/drydock-ssh-keygen.service\"\n");
@@ -206,7 +207,7 @@ pub fn customize_hook(spec: &RootfsSpec) -> String {
 
     s.push_str("# apt sources left in the image\n");
     s.push_str("rm -f \"$1/etc/apt/sources.list\" \"$1/etc/apt/sources.list.d/\"*\n");
-    s.push_str(&write_file(
+    s.push_str(&new_file(
         "/etc/apt/sources.list.d/debian.sources",
         &image_sources(spec),
     ));
@@ -337,7 +338,9 @@ mod tests {
     fn essential_hook_sets_hostname_early() {
         let h = essential_hook(&spec());
         assert!(h.starts_with("set -eu\n"));
-        assert!(h.contains("printf '%s' 'black-pearl\n' > \"$1\"'/etc/hostname'"));
+        assert!(h.contains(
+            "rm -f \"$1\"'/etc/hostname'\nprintf '%s' 'black-pearl\n' > \"$1\"'/etc/hostname'\nchmod 0644 \"$1\"'/etc/hostname'\n"
+        ));
         assert!(h.contains("127.0.1.1\tblack-pearl"));
     }
 
@@ -378,6 +381,12 @@ mod tests {
         let d = run_hook(&customize_hook(&spec()), |root| {
             let w = |p: &str, c: &str| std::fs::write(root.join(p), c).unwrap();
             w("etc/hostname", "buildhost\n");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                root.join("etc/hostname"),
+                std::fs::Permissions::from_mode(0o755),
+            )
+            .unwrap();
             w("etc/resolv.conf", "nameserver 10.0.0.1\n");
             w("etc/ssh/ssh_host_ed25519_key", "secret");
             w("etc/ssh/ssh_host_rsa_key.pub", "pub");
@@ -396,7 +405,6 @@ mod tests {
                 "var/lib/apt/lists/deb.debian.org_debian_dists_trixie_InRelease",
                 "index",
             );
-            use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(
                 root.join("usr/sbin/sshd"),
                 std::fs::Permissions::from_mode(0o755),
@@ -406,6 +414,12 @@ mod tests {
         let root = d.path().join("root");
         let r = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
         assert_eq!(r("etc/hostname"), "black-pearl\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.join("etc/hostname"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o644, "the build host's mode leaked");
         assert!(!r("etc/hosts").contains("buildhost"));
         assert!(!root.join("etc/resolv.conf").exists());
         assert!(!root.join("etc/ssh/ssh_host_ed25519_key").exists());

@@ -32,8 +32,8 @@ pub enum StatusError {
     },
 }
 
-/// The packages of a dpkg status file whose state is `install ok installed`, sorted by name and
-/// arch. Stanzas in other states (config-files, half-installed, not-installed) are not part of
+/// The packages of a dpkg status file whose state is `installed` (`install ok installed`, or
+/// `hold ok installed` for a held package), sorted by name and arch. Stanzas in other states (config-files, half-installed, not-installed) are not part of
 /// the installed system and are skipped.
 pub fn parse(text: &str) -> Result<Vec<Package>, StatusError> {
     let mut out = Vec::new();
@@ -48,7 +48,9 @@ pub fn parse(text: &str) -> Result<Vec<Package>, StatusError> {
             line,
             field: "Status",
         })?;
-        if status.split_whitespace().collect::<Vec<_>>() != ["install", "ok", "installed"] {
+        // `<want> <flag> <state>`: installed whatever the selection (install, hold...).
+        let words: Vec<&str> = status.split_whitespace().collect();
+        if words.len() != 3 || words[1] != "ok" || words[2] != "installed" {
             continue;
         }
         let name = get("Package").ok_or(StatusError::Missing {
@@ -198,14 +200,19 @@ Package: oldthing
 Status: deinstall ok config-files
 Architecture: arm64
 Version: 1.0
+
+Package: zheld
+Status: hold ok installed
+Architecture: all
+Version: 2
 ";
 
     #[test]
     fn parses_installed_packages() {
         let p = parse(FIXTURE).unwrap();
         assert_eq!(
-            p,
-            vec![
+            p[..3],
+            [
                 Package {
                     name: "bash".into(),
                     version: "5.2.37-2+b5".into(),
@@ -232,6 +239,18 @@ Version: 1.0
                 },
             ]
         );
+        assert_eq!(
+            p[3],
+            Package {
+                name: "zheld".into(),
+                version: "2".into(),
+                arch: "all".into(),
+                source: "zheld".into(),
+                source_version: "2".into(),
+                installed_size_kib: 0,
+            }
+        );
+        assert_eq!(p.len(), 4);
         assert_eq!(total_installed_kib(&p), 19485);
     }
 
