@@ -221,6 +221,19 @@ pub fn customize_hook(spec: &RootfsSpec) -> String {
         sh_quote(&os_release_lines(&spec.os_release))
     ));
 
+    s.push_str(
+        "# no apt lists or caches; mmdebstrap's own cleanup (skipped) leaves the owner of\n",
+    );
+    s.push_str("# the partial folders to chance, so they are made afresh, root's, 0700\n");
+    s.push_str("rm -rf \"$1/var/lib/apt/lists\" \"$1/var/cache/apt\"\n");
+    s.push_str("mkdir -p \"$1/var/lib/apt/lists/partial\" \"$1/var/cache/apt/archives/partial\"\n");
+    s.push_str(
+        "chmod 0755 \"$1/var/lib/apt/lists\" \"$1/var/cache/apt\" \"$1/var/cache/apt/archives\"\n",
+    );
+    s.push_str(
+        "chmod 0700 \"$1/var/lib/apt/lists/partial\" \"$1/var/cache/apt/archives/partial\"\n",
+    );
+
     s.push_str("# leftovers of the steps above that differ between runs or hold nothing useful\n");
     s.push_str(
         "rm -f \"$1\"/var/cache/debconf/*-old \"$1\"/var/lib/dpkg/*-old \"$1/var/log/alternatives.log\"\n",
@@ -362,6 +375,7 @@ mod tests {
             "Suites: trixie trixie-updates\n",
             "Suites: trixie-security\n",
             "'^(IMAGE_ID|IMAGE_VERSION)='",
+            "rm -rf \"$1/var/lib/apt/lists\" \"$1/var/cache/apt\"\n",
             "IMAGE_ID=\"drydock\"",
         ] {
             assert!(h.contains(needle), "missing {needle:?} in:\n{h}");
@@ -429,6 +443,17 @@ mod tests {
         assert!(!root.join("var/lib/dbus/machine-id").exists());
         assert!(!root.join("etc/shadow-").exists());
         assert!(!root.join("etc/apt/sources.list").exists());
+        assert!(!root
+            .join("var/lib/apt/lists/deb.debian.org_debian_dists_trixie_InRelease")
+            .exists());
+        for d in [
+            "var/lib/apt/lists/partial",
+            "var/cache/apt/archives/partial",
+        ] {
+            let m = std::fs::metadata(root.join(d)).unwrap();
+            assert!(m.is_dir());
+            assert_eq!(m.permissions().mode() & 0o7777, 0o700, "{d}");
+        }
         assert!(r("etc/apt/sources.list.d/debian.sources")
             .contains("URIs: http://deb.debian.org/debian\n"));
         let osr = r("etc/os-release");

@@ -36,6 +36,8 @@ pub fn args(spec: &RootfsSpec, target: &Path) -> Vec<OsString> {
     }
     a.push("--aptopt=Acquire::Retries \"5\"".into());
     a.push("--dpkgopt=force-unsafe-io".into());
+    // The customize hook removes apt's lists and caches itself (see hooks.rs).
+    a.push("--skip=cleanup/apt".into());
     a.push(format!("--essential-hook={}", hooks::essential_hook(spec)).into());
     a.push(format!("--customize-hook={}", hooks::customize_hook(spec)).into());
     a.push(spec.suite.as_str().into());
@@ -96,7 +98,7 @@ mod tests {
             .map(|s| s.into_string().unwrap())
             .collect();
         assert_eq!(
-            a[..8],
+            a[..9],
             [
                 "--mode=unshare",
                 "--format=tar",
@@ -106,18 +108,19 @@ mod tests {
                 "--include=curl,locales,openssh-server,tzdata",
                 "--aptopt=Acquire::Retries \"5\"",
                 "--dpkgopt=force-unsafe-io",
+                "--skip=cleanup/apt",
             ]
         );
         assert_eq!(
-            a[8],
+            a[9],
             format!("--essential-hook={}", hooks::essential_hook(&spec))
         );
         assert_eq!(
-            a[9],
+            a[10],
             format!("--customize-hook={}", hooks::customize_hook(&spec))
         );
         assert_eq!(
-            a[10..],
+            a[11..],
             ["bookworm", "/w/rootfs.tar", "http://deb.debian.org/debian"]
         );
     }
