@@ -1,0 +1,345 @@
+//! The per-image stage (artifact kind `image`): the system tarball plus per-image settings, filled
+//! into the layout's partitions, and the bundle.
+//!
+//! Steps: unpack the system tarball into a staging tree; write `/etc/hostname`, `/etc/hosts`,
+//! `/etc/os-release`, cloud-init's datasource settings, the NoCloud seed on the boot partition and
+//! the preloaded container archives; check the boot configuration; split the tree by mount
+//! point; fill the partitions (`raw_image::build::fill`); then one pass over the image for its
+//! sha256, the block map and the compressed copy; the SBOM and `SHA256SUMS` last.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::bootcfg::{self, Boot, OsRelease, PartRef};
+use crate::bundle::{self, Compression};
+use crate::dpkg::{self, Package};
+use crate::split::{self, MountPoint};
+use crate::{bmap, sbom, sums};
+
+/// Where preloaded container archives go in the root filesystem; drydock-firstboot loads every
+/// `*.tar` there into the engine on first boot (then removes it).
+pub const PRELOAD_DIR: &str = "/var/lib/drydock/preload";
+/// cloud-init settings written per image.
+pub const CLOUD_CFG: &str = "/etc/cloud/cloud.cfg.d/99-drydock.cfg";
+
+/// A container archive to preload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Preload {
+    /// File name in [`PRELOAD_DIR`].
+    pub name: String,
+    pub sha256: String,
+}
+
+/// Everything per image. All of it is in the stage's cache key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImageSpec {
+    /// Base name of the files: `<image-name>.img`, `.img.zst`, `.img.bmap`, `.spdx.json`.
+    pub image_name: String,
+    pub board: String,
+    pub board_description: String,
+    pub version: String,
+    pub hostname: String,
+    /// The NoCloud seed files written at the boot partition's root: (file name, content).
+    pub seed_files: Vec<(String, String)>,
+    pub preload: Vec<Preload>,
+    pub compression: Compression,
+    /// The partitions with the PARTUUIDs the system stage wrote into fstab and the boot config.
+    pub parts: Vec<PartRef>,
+    pub boot: Boot,
+    pub layout: raw_image::layout::Layout,
+    /// Seed of the disk's identifiers (disk id, PARTUUIDs, filesystem UUIDs).
+    pub disk_seed: String,
+    pub epoch: i64,
+}
+
+/// The consumed files.
+#[derive(Debug, Clone)]
+pub struct ImageInputs {
+    pub system_tarball: PathBuf,
+    /// Preload archives, in the order of [`ImageSpec::preload`].
+    pub preload_files: Vec<PathBuf>,
+}
+
+/// What the stage produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageReport {
+    pub image: String,
+    pub image_sha256: String,
+    pub image_size: u64,
+    /// Bytes the image's data ranges hold (what a bmap-aware writer copies).
+    pub mapped_bytes: u64,
+    pub compressed: Option<String>,
+    pub compressed_size: Option<u64>,
+    pub bmap: String,
+    pub sbom: String,
+    pub partitions: Vec<raw_image::build::FilledPartition>,
+    pub packages: Vec<Package>,
+    pub timings: Vec<(String, f64)>,
+}
+
+/// The PARTUUIDs `raw_image::build::fill` will give the layout's partitions for `seed` (the same
+/// derivation: MBR `<disk id>-<index>`, GPT the derived partition GUID). The image stage checks
+/// the filled image against them, so fstab and cmdline.txt can never disagree with the disk.
+pub fn partuuids(layout: &raw_image::layout::Layout, seed: &str) -> Vec<(String, String)> {
+    use raw_image::layout::TableKind;
+    let ids = raw_image::build::Ids::new(seed);
+    layout
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let u = match layout.table {
+                TableKind::Mbr => format!("{:08x}-{:02x}", ids.mbr_disk_id(), i + 1),
+                TableKind::Gpt | TableKind::HybridMbr => ids.partition_guid(&p.name).to_ascii_lowercase(),
+            };
+            (p.name.clone(), u)
+        })
+        .collect()
+}
+
+fn write(tree: &Path, path: &str, content: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = tree.join(path.trim_start_matches('/'));
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    if std::fs::symlink_metadata(&p).is_ok() {
+        std::fs::remove_file(&p).with_context(|| format!("replacing {}", p.display()))?;
+    }
+    std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {}", p.display()))?;
+    Ok(())
+}
+
+fn read_tree_file(tree: &Path, path: &str) -> Result<String> {
+    let mut p = tree.join(path.trim_start_matches('/'));
+    // Resolve a relative symlink inside the tree (e.g. /etc/os-release -> ../usr/lib/os-release).
+    for _ in 0..8 {
+        match std::fs::read_link(&p) {
+            Ok(target) if target.is_absolute() => p = tree.join(target.strip_prefix("/").unwrap_or(&target)),
+            Ok(target) => p = p.parent().unwrap_or(tree).join(target),
+            Err(_) => break,
+        }
+    }
+    std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
+}
+
+/// Apply the per-image settings to an unpacked system tree.
+pub fn apply_settings(tree: &Path, spec: &ImageSpec, preload_files: &[PathBuf]) -> Result<()> {
+    if !bootcfg::valid_hostname(&spec.hostname) {
+        bail!("hostname {:?} is not a valid host name (letters, digits and inner hyphens, dot-separated labels of at most 63)", spec.hostname);
+    }
+    write(tree, "/etc/hostname", format!("{}\n", spec.hostname).as_bytes(), 0o644)?;
+    write(tree, "/etc/hosts", bootcfg::hosts(&spec.hostname).as_bytes(), 0o644)?;
+    let base = read_tree_file(tree, "/etc/os-release").or_else(|_| read_tree_file(tree, "/usr/lib/os-release"))?;
+    let os = bootcfg::os_release(
+        &base,
+        &OsRelease {
+            image_id: spec.image_name.clone(),
+            image_version: spec.version.clone(),
+            board: spec.board.clone(),
+            board_description: spec.board_description.clone(),
+        },
+    );
+    write(tree, "/etc/os-release", os.as_bytes(), 0o644)?;
+    let boot = spec
+        .parts
+        .iter()
+        .find(|p| p.mount.as_deref().is_some_and(|m| m != "/") && p.fs == "vfat")
+        .context("the layout has no FAT boot partition to hold the cloud-init seed")?;
+    let label = boot.label.clone().context("the boot partition needs a label (cloud-init finds the seed by it)")?;
+    write(tree, CLOUD_CFG, bootcfg::cloud_cfg(&label).as_bytes(), 0o644)?;
+    let boot_dir = boot.mount.clone().unwrap_or_default();
+    for (name, content) in &spec.seed_files {
+        if name.contains('/') || name.is_empty() {
+            bail!("seed file name {name:?} must be a plain file name");
+        }
+        write(tree, &format!("{boot_dir}/{name}"), content.as_bytes(), 0o644)?;
+    }
+    if spec.preload.len() != preload_files.len() {
+        bail!("{} preload archives named but {} given", spec.preload.len(), preload_files.len());
+    }
+    for (p, file) in spec.preload.iter().zip(preload_files) {
+        if p.name.contains('/') || !p.name.ends_with(".tar") {
+            bail!("preload archive name {:?} must be a plain `*.tar` file name", p.name);
+        }
+        let dest = tree.join(PRELOAD_DIR.trim_start_matches('/')).join(&p.name);
+        std::fs::create_dir_all(dest.parent().unwrap_or(tree)).with_context(|| format!("creating {PRELOAD_DIR}"))?;
+        std::fs::copy(file, &dest).with_context(|| format!("copying preload archive {} into the image", file.display()))?;
+        let (sha, _) = artifact::sha256_file(&dest)?;
+        if sha != p.sha256 {
+            bail!("preload archive {} changed while it was copied (sha256 {sha}, expected {})", file.display(), p.sha256);
+        }
+    }
+    Ok(())
+}
+
+/// Check the boot files the system stage produced against the partitions and the profile.
+pub fn check_boot(tree: &Path, spec: &ImageSpec) -> Result<()> {
+    let root = bootcfg::root_part(&spec.parts).context("no partition is mounted at /")?;
+    let boot_dir = spec
+        .parts
+        .iter()
+        .filter_map(|p| p.mount.as_deref())
+        .find(|m| *m != "/")
+        .context("no boot partition")?;
+    let dir = tree.join(boot_dir.trim_start_matches('/'));
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let problems = match &spec.boot {
+        Boot::RpiFirmware { cmdline, config_txt } => {
+            let c = read_tree_file(tree, &format!("{boot_dir}/cmdline.txt"))?;
+            let k = read_tree_file(tree, &format!("{boot_dir}/config.txt"))?;
+            bootcfg::check_rpi_boot(&c, &k, root, cmdline, config_txt, &files)
+        }
+        Boot::Direct { cmdline } => {
+            let c = read_tree_file(tree, &format!("{boot_dir}/cmdline.txt"))?;
+            let mut p = Vec::new();
+            if c != bootcfg::direct_cmdline(root, cmdline) {
+                p.push(format!("cmdline.txt is {:?}, expected {:?}", c, bootcfg::direct_cmdline(root, cmdline)));
+            }
+            for f in ["vmlinuz", "initrd.img"] {
+                if !files.iter().any(|x| x == f) {
+                    p.push(format!("{f} is missing"));
+                }
+            }
+            p
+        }
+    };
+    if !problems.is_empty() {
+        bail!("the boot files in {boot_dir} do not match the disk and profile: {}", problems.join("; "));
+    }
+    Ok(())
+}
+
+/// The file names of the bundle for `spec`.
+pub struct Names {
+    pub img: String,
+    pub compressed: Option<String>,
+    pub bmap: String,
+    pub sbom: String,
+}
+
+pub fn names(spec: &ImageSpec) -> Names {
+    let img = format!("{}.img", spec.image_name);
+    Names {
+        compressed: spec.compression.file_name(&img),
+        bmap: format!("{img}.bmap"),
+        sbom: format!("{}.spdx.json", spec.image_name),
+        img,
+    }
+}
+
+/// Run the stage: `work` is scratch space on the same file system as `out`, `out` the artifact's
+/// staging folder.
+pub fn build(spec: &ImageSpec, inputs: &ImageInputs, work: &Path, out: &Path, step: &dyn Fn(&str)) -> Result<ImageReport> {
+    let mut timings: Vec<(String, f64)> = Vec::new();
+    let timed = |timings: &mut Vec<(String, f64)>, name: &str, t: Instant| timings.push((name.to_string(), t.elapsed().as_secs_f64()));
+    // The PARTUUIDs the system was configured with must be the ones the disk will get.
+    let expected = partuuids(&spec.layout, &spec.disk_seed);
+    for p in &spec.parts {
+        let want = expected.iter().find(|(n, _)| n == &p.name).map(|(_, u)| u.as_str());
+        if want != Some(p.partuuid.as_str()) {
+            bail!("partition {} is configured with PARTUUID {} but the disk seed gives {:?}", p.name, p.partuuid, want);
+        }
+    }
+    let n = names(spec);
+    let tree = work.join("tree");
+    let t = Instant::now();
+    step("unpacking the system");
+    crate::tarball::unpack(&inputs.system_tarball, &tree)?;
+    timed(&mut timings, "unpack", t);
+    let t = Instant::now();
+    apply_settings(&tree, spec, &inputs.preload_files)?;
+    check_boot(&tree, spec)?;
+    let status = read_tree_file(&tree, "/var/lib/dpkg/status")?;
+    let packages = dpkg::parse_status(&status).map_err(anyhow::Error::msg)?;
+    let mounts: Vec<MountPoint> = spec
+        .parts
+        .iter()
+        .filter_map(|p| p.mount.as_ref().map(|m| MountPoint { partition: p.name.clone(), mount: m.clone() }))
+        .collect();
+    let trees: BTreeMap<String, PathBuf> = split::split_by_mounts(&tree, &mounts, &work.join("parts"))?.into_iter().collect();
+    timed(&mut timings, "settings", t);
+    let t = Instant::now();
+    step("filling the partitions");
+    let img = out.join(&n.img);
+    let filled = raw_image::build::fill(&spec.layout, &trees, &spec.disk_seed, spec.epoch, &img).with_context(|| format!("filling the partitions of {}", img.display()))?;
+    timed(&mut timings, "fill", t);
+    for p in &spec.parts {
+        let got = filled.partition(&p.name).map(|f| f.partuuid.to_ascii_lowercase());
+        if got.as_deref() != Some(p.partuuid.to_ascii_lowercase().as_str()) {
+            bail!("partition {} got PARTUUID {:?} but fstab and the boot config say {}", p.name, got, p.partuuid);
+        }
+    }
+    // The tree is no longer needed: free the space before compressing.
+    for d in [work.join("tree"), work.join("parts")] {
+        if d.exists() {
+            std::fs::remove_dir_all(&d).with_context(|| format!("removing {}", d.display()))?;
+        }
+    }
+    let f = std::fs::File::open(&img).with_context(|| format!("opening {}", img.display()))?;
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(spec.epoch.max(0) as u64))
+        .with_context(|| format!("setting the mtime of {}", img.display()))?;
+    drop(f);
+
+    let t = Instant::now();
+    step("hashing, mapping and compressing the image");
+    let compressed_path = n.compressed.as_ref().map(|c| out.join(c));
+    let scan = bundle::scan(&img, compressed_path.as_deref().map(|p| (spec.compression, p)), bundle::threads())?;
+    if spec.compression == Compression::Zip {
+        if let Some(p) = &compressed_path {
+            bundle::zip(&img, p)?;
+        }
+    }
+    timed(&mut timings, "scan+compress", t);
+    std::fs::write(out.join(&n.bmap), bmap::render(&scan.bmap)?).with_context(|| format!("writing {}", n.bmap))?;
+    let doc = sbom::render(
+        &sbom::ImageInfo {
+            file_name: &n.img,
+            sha256: &scan.sha256,
+            version: &spec.version,
+            digest: &scan.sha256,
+            epoch: spec.epoch,
+            tool: &format!("drydock-{}", env!("CARGO_PKG_VERSION")),
+            namespace_base: "https://drydock.invalid/spdx",
+        },
+        &packages,
+    );
+    let sbom_text = serde_json::to_string_pretty(&doc).context("rendering the SBOM")? + "\n";
+    std::fs::write(out.join(&n.sbom), &sbom_text).with_context(|| format!("writing {}", n.sbom))?;
+    // SHA256SUMS last: its presence marks a complete bundle.
+    let mut entries = vec![(n.img.clone(), scan.sha256.clone())];
+    let mut compressed_size = None;
+    for name in [n.compressed.clone(), Some(n.bmap.clone()), Some(n.sbom.clone())].into_iter().flatten() {
+        let (sha, size) = artifact::sha256_file(&out.join(&name))?;
+        if Some(&name) == n.compressed.as_ref() {
+            compressed_size = Some(size);
+        }
+        entries.push((name, sha));
+    }
+    artifact::fsutil::write_synced(&out.join("SHA256SUMS"), sums::render(&entries).as_bytes())?;
+    Ok(ImageReport {
+        image: n.img,
+        image_sha256: scan.sha256,
+        image_size: scan.size,
+        mapped_bytes: scan.mapped_bytes,
+        compressed: n.compressed,
+        compressed_size,
+        bmap: n.bmap,
+        sbom: n.sbom,
+        partitions: filled.partitions,
+        packages,
+        timings,
+    })
+}
