@@ -63,6 +63,11 @@ pub fn sync_tree(dir: &Path) -> Result<()> {
 /// Copy every file of an artifact folder into `out`, atomically per file and keeping holes, and
 /// return the written paths. Used for `--out DIR`. Files are copied, never hard-linked, so editing
 /// an exported image (`drydock configure`) cannot corrupt the store.
+///
+/// A copy gets its source's modification time; a destination that already has the source's size
+/// and modification time (to the nanosecond) is taken as that same copy and not rewritten, so
+/// exporting an unchanged multi-GB bundle again costs two `stat`s per file. Editing the copy
+/// changes its mtime, so it is copied again next time.
 pub fn export_files(src: &Path, files: &[String], out: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).io_context(|| format!("creating {}", out.display()))?;
     let mut written = Vec::new();
@@ -73,6 +78,17 @@ pub fn export_files(src: &Path, files: &[String], out: &Path) -> Result<Vec<Path
             std::fs::create_dir_all(parent)
                 .io_context(|| format!("creating {}", parent.display()))?;
         }
+        let src_meta =
+            std::fs::metadata(&from).io_context(|| format!("stat {}", from.display()))?;
+        if let Ok(dst_meta) = std::fs::symlink_metadata(&to) {
+            if dst_meta.is_file()
+                && dst_meta.len() == src_meta.len()
+                && dst_meta.modified().ok() == src_meta.modified().ok()
+            {
+                written.push(to);
+                continue;
+            }
+        }
         let tmp = to.with_file_name(format!(
             ".tmp-{}",
             to.file_name()
@@ -81,6 +97,13 @@ pub fn export_files(src: &Path, files: &[String], out: &Path) -> Result<Vec<Path
         ));
         let _ = std::fs::remove_file(&tmp);
         copy_sparse(&from, &tmp)?;
+        if let Ok(mtime) = src_meta.modified() {
+            std::fs::File::options()
+                .write(true)
+                .open(&tmp)
+                .and_then(|f| f.set_modified(mtime))
+                .io_context(|| format!("setting the mtime of {}", tmp.display()))?;
+        }
         std::fs::rename(&tmp, &to).io_context(|| format!("renaming into {}", to.display()))?;
         written.push(to);
     }
@@ -126,4 +149,43 @@ pub fn copy_sparse(from: &Path, to: &Path) -> Result<u64> {
     dst.sync_all()
         .io_context(|| format!("syncing {}", to.display()))?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_skips_unchanged_and_recopies_edited() {
+        let d = tempfile::tempdir().unwrap();
+        let (src, out) = (d.path().join("src"), d.path().join("out"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a.img"), b"image").unwrap();
+        let files = vec!["a.img".to_string()];
+        export_files(&src, &files, &out).unwrap();
+        let m1 = std::fs::metadata(out.join("a.img")).unwrap();
+        assert_eq!(
+            m1.modified().unwrap(),
+            std::fs::metadata(src.join("a.img"))
+                .unwrap()
+                .modified()
+                .unwrap()
+        );
+        // Unchanged: not rewritten (same inode).
+        export_files(&src, &files, &out).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(out.join("a.img")).unwrap().ino(),
+            m1.ino()
+        );
+        // The copy was edited (same size, new mtime): copied again.
+        std::fs::write(out.join("a.img"), b"IMAGE").unwrap();
+        export_files(&src, &files, &out).unwrap();
+        assert_eq!(std::fs::read(out.join("a.img")).unwrap(), b"image");
+        // The source changed: copied again.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(src.join("a.img"), b"newer").unwrap();
+        export_files(&src, &files, &out).unwrap();
+        assert_eq!(std::fs::read(out.join("a.img")).unwrap(), b"newer");
+    }
 }

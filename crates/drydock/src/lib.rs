@@ -2,6 +2,7 @@
 //! through the artifact cache, and provides the image tools (test, boot-test, configure, flash).
 
 pub mod artifacts;
+pub mod assemble;
 pub mod blockdev;
 pub mod boot_test;
 pub mod build;
@@ -14,7 +15,9 @@ pub mod image_test;
 pub mod imagefile;
 pub mod kernel_check;
 pub mod logging;
+pub mod pipeline;
 pub mod profile;
+pub mod progress;
 pub mod qemu;
 pub mod seed;
 pub mod size;

@@ -22,7 +22,11 @@ pub struct PartRef {
 
 /// How the board boots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+#[serde(
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    tag = "kind"
+)]
 pub enum Boot {
     /// Raspberry Pi firmware; raspi-firmware's hooks populate /boot/firmware.
     RpiFirmware {

@@ -104,8 +104,11 @@ impl Chroot {
         if let Some(p) = first_missing {
             self.created.push(p);
         }
+        let host = host
+            .canonicalize()
+            .with_context(|| format!("bind source {} for {inside}", host.display()))?;
         self.binds.push(Bind {
-            host: host.to_path_buf(),
+            host,
             inside: inside.to_string(),
             read_only,
         });

@@ -67,7 +67,7 @@ pub struct ImageInputs {
 }
 
 /// What the stage produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ImageReport {
     pub image: String,
@@ -97,7 +97,9 @@ pub fn partuuids(layout: &raw_image::layout::Layout, seed: &str) -> Vec<(String,
         .map(|(i, p)| {
             let u = match layout.table {
                 TableKind::Mbr => format!("{:08x}-{:02x}", ids.mbr_disk_id(), i + 1),
-                TableKind::Gpt | TableKind::HybridMbr => ids.partition_guid(&p.name).to_ascii_lowercase(),
+                TableKind::Gpt | TableKind::HybridMbr => {
+                    ids.partition_guid(&p.name).to_ascii_lowercase()
+                }
             };
             (p.name.clone(), u)
         })
@@ -108,13 +110,15 @@ fn write(tree: &Path, path: &str, content: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let p = tree.join(path.trim_start_matches('/'));
     if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     if std::fs::symlink_metadata(&p).is_ok() {
         std::fs::remove_file(&p).with_context(|| format!("replacing {}", p.display()))?;
     }
     std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {}", p.display()))?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", p.display()))?;
     Ok(())
 }
 
@@ -123,7 +127,9 @@ fn read_tree_file(tree: &Path, path: &str) -> Result<String> {
     // Resolve a relative symlink inside the tree (e.g. /etc/os-release -> ../usr/lib/os-release).
     for _ in 0..8 {
         match std::fs::read_link(&p) {
-            Ok(target) if target.is_absolute() => p = tree.join(target.strip_prefix("/").unwrap_or(&target)),
+            Ok(target) if target.is_absolute() => {
+                p = tree.join(target.strip_prefix("/").unwrap_or(&target))
+            }
             Ok(target) => p = p.parent().unwrap_or(tree).join(target),
             Err(_) => break,
         }
@@ -136,9 +142,20 @@ pub fn apply_settings(tree: &Path, spec: &ImageSpec, preload_files: &[PathBuf]) 
     if !bootcfg::valid_hostname(&spec.hostname) {
         bail!("hostname {:?} is not a valid host name (letters, digits and inner hyphens, dot-separated labels of at most 63)", spec.hostname);
     }
-    write(tree, "/etc/hostname", format!("{}\n", spec.hostname).as_bytes(), 0o644)?;
-    write(tree, "/etc/hosts", bootcfg::hosts(&spec.hostname).as_bytes(), 0o644)?;
-    let base = read_tree_file(tree, "/etc/os-release").or_else(|_| read_tree_file(tree, "/usr/lib/os-release"))?;
+    write(
+        tree,
+        "/etc/hostname",
+        format!("{}\n", spec.hostname).as_bytes(),
+        0o644,
+    )?;
+    write(
+        tree,
+        "/etc/hosts",
+        bootcfg::hosts(&spec.hostname).as_bytes(),
+        0o644,
+    )?;
+    let base = read_tree_file(tree, "/etc/os-release")
+        .or_else(|_| read_tree_file(tree, "/usr/lib/os-release"))?;
     let os = bootcfg::os_release(
         &base,
         &OsRelease {
@@ -154,28 +171,55 @@ pub fn apply_settings(tree: &Path, spec: &ImageSpec, preload_files: &[PathBuf]) 
         .iter()
         .find(|p| p.mount.as_deref().is_some_and(|m| m != "/") && p.fs == "vfat")
         .context("the layout has no FAT boot partition to hold the cloud-init seed")?;
-    let label = boot.label.clone().context("the boot partition needs a label (cloud-init finds the seed by it)")?;
-    write(tree, CLOUD_CFG, bootcfg::cloud_cfg(&label).as_bytes(), 0o644)?;
+    let label = boot
+        .label
+        .clone()
+        .context("the boot partition needs a label (cloud-init finds the seed by it)")?;
+    write(
+        tree,
+        CLOUD_CFG,
+        bootcfg::cloud_cfg(&label).as_bytes(),
+        0o644,
+    )?;
     let boot_dir = boot.mount.clone().unwrap_or_default();
     for (name, content) in &spec.seed_files {
         if name.contains('/') || name.is_empty() {
             bail!("seed file name {name:?} must be a plain file name");
         }
-        write(tree, &format!("{boot_dir}/{name}"), content.as_bytes(), 0o644)?;
+        write(
+            tree,
+            &format!("{boot_dir}/{name}"),
+            content.as_bytes(),
+            0o644,
+        )?;
     }
     if spec.preload.len() != preload_files.len() {
-        bail!("{} preload archives named but {} given", spec.preload.len(), preload_files.len());
+        bail!(
+            "{} preload archives named but {} given",
+            spec.preload.len(),
+            preload_files.len()
+        );
     }
     for (p, file) in spec.preload.iter().zip(preload_files) {
         if p.name.contains('/') || !p.name.ends_with(".tar") {
-            bail!("preload archive name {:?} must be a plain `*.tar` file name", p.name);
+            bail!(
+                "preload archive name {:?} must be a plain `*.tar` file name",
+                p.name
+            );
         }
         let dest = tree.join(PRELOAD_DIR.trim_start_matches('/')).join(&p.name);
-        std::fs::create_dir_all(dest.parent().unwrap_or(tree)).with_context(|| format!("creating {PRELOAD_DIR}"))?;
-        std::fs::copy(file, &dest).with_context(|| format!("copying preload archive {} into the image", file.display()))?;
+        std::fs::create_dir_all(dest.parent().unwrap_or(tree))
+            .with_context(|| format!("creating {PRELOAD_DIR}"))?;
+        std::fs::copy(file, &dest).with_context(|| {
+            format!("copying preload archive {} into the image", file.display())
+        })?;
         let (sha, _) = artifact::sha256_file(&dest)?;
         if sha != p.sha256 {
-            bail!("preload archive {} changed while it was copied (sha256 {sha}, expected {})", file.display(), p.sha256);
+            bail!(
+                "preload archive {} changed while it was copied (sha256 {sha}, expected {})",
+                file.display(),
+                p.sha256
+            );
         }
     }
     Ok(())
@@ -197,7 +241,10 @@ pub fn check_boot(tree: &Path, spec: &ImageSpec) -> Result<()> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     let problems = match &spec.boot {
-        Boot::RpiFirmware { cmdline, config_txt } => {
+        Boot::RpiFirmware {
+            cmdline,
+            config_txt,
+        } => {
             let c = read_tree_file(tree, &format!("{boot_dir}/cmdline.txt"))?;
             let k = read_tree_file(tree, &format!("{boot_dir}/config.txt"))?;
             bootcfg::check_rpi_boot(&c, &k, root, cmdline, config_txt, &files)
@@ -206,7 +253,11 @@ pub fn check_boot(tree: &Path, spec: &ImageSpec) -> Result<()> {
             let c = read_tree_file(tree, &format!("{boot_dir}/cmdline.txt"))?;
             let mut p = Vec::new();
             if c != bootcfg::direct_cmdline(root, cmdline) {
-                p.push(format!("cmdline.txt is {:?}, expected {:?}", c, bootcfg::direct_cmdline(root, cmdline)));
+                p.push(format!(
+                    "cmdline.txt is {:?}, expected {:?}",
+                    c,
+                    bootcfg::direct_cmdline(root, cmdline)
+                ));
             }
             for f in ["vmlinuz", "initrd.img"] {
                 if !files.iter().any(|x| x == f) {
@@ -217,7 +268,10 @@ pub fn check_boot(tree: &Path, spec: &ImageSpec) -> Result<()> {
         }
     };
     if !problems.is_empty() {
-        bail!("the boot files in {boot_dir} do not match the disk and profile: {}", problems.join("; "));
+        bail!(
+            "the boot files in {boot_dir} do not match the disk and profile: {}",
+            problems.join("; ")
+        );
     }
     Ok(())
 }
@@ -242,15 +296,31 @@ pub fn names(spec: &ImageSpec) -> Names {
 
 /// Run the stage: `work` is scratch space on the same file system as `out`, `out` the artifact's
 /// staging folder.
-pub fn build(spec: &ImageSpec, inputs: &ImageInputs, work: &Path, out: &Path, step: &dyn Fn(&str)) -> Result<ImageReport> {
+pub fn build(
+    spec: &ImageSpec,
+    inputs: &ImageInputs,
+    work: &Path,
+    out: &Path,
+    step: &dyn Fn(&str),
+) -> Result<ImageReport> {
     let mut timings: Vec<(String, f64)> = Vec::new();
-    let timed = |timings: &mut Vec<(String, f64)>, name: &str, t: Instant| timings.push((name.to_string(), t.elapsed().as_secs_f64()));
+    let timed = |timings: &mut Vec<(String, f64)>, name: &str, t: Instant| {
+        timings.push((name.to_string(), t.elapsed().as_secs_f64()))
+    };
     // The PARTUUIDs the system was configured with must be the ones the disk will get.
     let expected = partuuids(&spec.layout, &spec.disk_seed);
     for p in &spec.parts {
-        let want = expected.iter().find(|(n, _)| n == &p.name).map(|(_, u)| u.as_str());
+        let want = expected
+            .iter()
+            .find(|(n, _)| n == &p.name)
+            .map(|(_, u)| u.as_str());
         if want != Some(p.partuuid.as_str()) {
-            bail!("partition {} is configured with PARTUUID {} but the disk seed gives {:?}", p.name, p.partuuid, want);
+            bail!(
+                "partition {} is configured with PARTUUID {} but the disk seed gives {:?}",
+                p.name,
+                p.partuuid,
+                want
+            );
         }
     }
     let n = names(spec);
@@ -267,19 +337,35 @@ pub fn build(spec: &ImageSpec, inputs: &ImageInputs, work: &Path, out: &Path, st
     let mounts: Vec<MountPoint> = spec
         .parts
         .iter()
-        .filter_map(|p| p.mount.as_ref().map(|m| MountPoint { partition: p.name.clone(), mount: m.clone() }))
+        .filter_map(|p| {
+            p.mount.as_ref().map(|m| MountPoint {
+                partition: p.name.clone(),
+                mount: m.clone(),
+            })
+        })
         .collect();
-    let trees: BTreeMap<String, PathBuf> = split::split_by_mounts(&tree, &mounts, &work.join("parts"))?.into_iter().collect();
+    let trees: BTreeMap<String, PathBuf> =
+        split::split_by_mounts(&tree, &mounts, &work.join("parts"))?
+            .into_iter()
+            .collect();
     timed(&mut timings, "settings", t);
     let t = Instant::now();
     step("filling the partitions");
     let img = out.join(&n.img);
-    let filled = raw_image::build::fill(&spec.layout, &trees, &spec.disk_seed, spec.epoch, &img).with_context(|| format!("filling the partitions of {}", img.display()))?;
+    let filled = raw_image::build::fill(&spec.layout, &trees, &spec.disk_seed, spec.epoch, &img)
+        .with_context(|| format!("filling the partitions of {}", img.display()))?;
     timed(&mut timings, "fill", t);
     for p in &spec.parts {
-        let got = filled.partition(&p.name).map(|f| f.partuuid.to_ascii_lowercase());
+        let got = filled
+            .partition(&p.name)
+            .map(|f| f.partuuid.to_ascii_lowercase());
         if got.as_deref() != Some(p.partuuid.to_ascii_lowercase().as_str()) {
-            bail!("partition {} got PARTUUID {:?} but fstab and the boot config say {}", p.name, got, p.partuuid);
+            bail!(
+                "partition {} got PARTUUID {:?} but fstab and the boot config say {}",
+                p.name,
+                got,
+                p.partuuid
+            );
         }
     }
     // The tree is no longer needed: free the space before compressing.
@@ -289,21 +375,28 @@ pub fn build(spec: &ImageSpec, inputs: &ImageInputs, work: &Path, out: &Path, st
         }
     }
     let f = std::fs::File::open(&img).with_context(|| format!("opening {}", img.display()))?;
-    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(spec.epoch.max(0) as u64))
-        .with_context(|| format!("setting the mtime of {}", img.display()))?;
+    f.set_modified(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(spec.epoch.max(0) as u64),
+    )
+    .with_context(|| format!("setting the mtime of {}", img.display()))?;
     drop(f);
 
     let t = Instant::now();
     step("hashing, mapping and compressing the image");
     let compressed_path = n.compressed.as_ref().map(|c| out.join(c));
-    let scan = bundle::scan(&img, compressed_path.as_deref().map(|p| (spec.compression, p)), bundle::threads())?;
+    let scan = bundle::scan(
+        &img,
+        compressed_path.as_deref().map(|p| (spec.compression, p)),
+        bundle::threads(),
+    )?;
     if spec.compression == Compression::Zip {
         if let Some(p) = &compressed_path {
             bundle::zip(&img, p)?;
         }
     }
     timed(&mut timings, "scan+compress", t);
-    std::fs::write(out.join(&n.bmap), bmap::render(&scan.bmap)?).with_context(|| format!("writing {}", n.bmap))?;
+    std::fs::write(out.join(&n.bmap), bmap::render(&scan.bmap)?)
+        .with_context(|| format!("writing {}", n.bmap))?;
     let doc = sbom::render(
         &sbom::ImageInfo {
             file_name: &n.img,
@@ -321,7 +414,14 @@ pub fn build(spec: &ImageSpec, inputs: &ImageInputs, work: &Path, out: &Path, st
     // SHA256SUMS last: its presence marks a complete bundle.
     let mut entries = vec![(n.img.clone(), scan.sha256.clone())];
     let mut compressed_size = None;
-    for name in [n.compressed.clone(), Some(n.bmap.clone()), Some(n.sbom.clone())].into_iter().flatten() {
+    for name in [
+        n.compressed.clone(),
+        Some(n.bmap.clone()),
+        Some(n.sbom.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let (sha, size) = artifact::sha256_file(&out.join(&name))?;
         if Some(&name) == n.compressed.as_ref() {
             compressed_size = Some(size);

@@ -127,3 +127,121 @@ mod tests {
         );
     }
 }
+
+/// A signed APT repository inside a deb-repo artifact: where it is, its key, suite and
+/// components, and the packages it offers for an architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repo {
+    /// The folder holding `dists/` and `pool/`.
+    pub root: PathBuf,
+    /// ASCII-armoured public key (`key.asc`).
+    pub key: PathBuf,
+    pub suite: String,
+    pub components: Vec<String>,
+}
+
+impl Repo {
+    /// Find the repository in an artifact: the `dists/<suite>/InRelease` it lists, and `key.asc`.
+    pub fn find(a: &Input) -> Result<Repo> {
+        let key = a.one_file("key.asc")?;
+        let releases = a.files("/InRelease");
+        let rel = match releases.as_slice() {
+            [one] => one.clone(),
+            [] => bail!(
+                "the {} artifact {} has no dists/<suite>/InRelease (not a signed APT repository)",
+                a.role,
+                a.dir.display()
+            ),
+            many => bail!(
+                "the {} artifact {} has several suites: {}",
+                a.role,
+                a.dir.display(),
+                many.join(", ")
+            ),
+        };
+        let (root_rel, rest) = rel.split_once("dists/").unwrap_or(("", &rel));
+        let suite = rest.trim_end_matches("/InRelease").to_string();
+        let release_path = a.dir.join(&rel);
+        let text = std::fs::read_to_string(&release_path)
+            .with_context(|| format!("reading {}", release_path.display()))?;
+        let components: Vec<String> = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Components:"))
+            .map(|c| c.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        if components.is_empty() {
+            bail!("{} names no Components", release_path.display());
+        }
+        Ok(Repo {
+            root: a.dir.join(root_rel),
+            key,
+            suite,
+            components,
+        })
+    }
+
+    /// Package names offered for `arch` (its `binary-<arch>` and `binary-all` indexes), sorted.
+    pub fn packages(&self, arch: &str) -> Result<Vec<String>> {
+        let mut names = std::collections::BTreeSet::new();
+        for c in &self.components {
+            for a in [arch, "all"] {
+                let p = self
+                    .root
+                    .join("dists")
+                    .join(&self.suite)
+                    .join(c)
+                    .join(format!("binary-{a}"))
+                    .join("Packages");
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
+                for l in text.lines() {
+                    if let Some(n) = l.strip_prefix("Package:") {
+                        names.insert(n.trim().to_string());
+                    }
+                }
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod repo_tests {
+    use super::*;
+
+    #[test]
+    fn finds_suite_components_and_packages() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("dists/drydock/main/binary-arm64")).unwrap();
+        std::fs::create_dir_all(r.join("dists/drydock/main/binary-all")).unwrap();
+        std::fs::write(
+            r.join("dists/drydock/InRelease"),
+            "-----BEGIN PGP SIGNED MESSAGE-----\nSuite: drydock\nComponents: main\n",
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("dists/drydock/main/binary-arm64/Packages"),
+            "Package: drydock-board-rpi\nVersion: 1\n\nPackage: drydock-firstboot\nVersion: 1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("dists/drydock/main/binary-all/Packages"),
+            "Package: drydock-firstboot\nVersion: 1\n",
+        )
+        .unwrap();
+        std::fs::write(r.join("key.asc"), "KEY").unwrap();
+        let mut m = Manifest::new("deb-repo", "r", "1", "all", "d");
+        m.add_files_from(r).unwrap();
+        m.write(r).unwrap();
+        let repo = Repo::find(&Input::open("deb-repo", r).unwrap()).unwrap();
+        assert_eq!(repo.suite, "drydock");
+        assert_eq!(repo.components, vec!["main"]);
+        assert_eq!(repo.root, r.to_path_buf());
+        assert_eq!(
+            repo.packages("arm64").unwrap(),
+            vec!["drydock-board-rpi", "drydock-firstboot"]
+        );
+    }
+}

@@ -17,6 +17,7 @@ pub mod bootcfg;
 pub mod bundle;
 pub mod chroot;
 pub mod dpkg;
+pub mod image;
 pub mod inputs;
 pub mod sbom;
 pub mod split;
