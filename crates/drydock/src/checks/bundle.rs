@@ -123,8 +123,27 @@ pub fn sbom_packages(doc: &serde_json::Value) -> BTreeMap<String, String> {
     out
 }
 
+type ShaKey = (PathBuf, u64, Option<std::time::SystemTime>);
+
+thread_local! {
+    /// sha256 by (path, size, mtime): an image is listed in both manifest.json and SHA256SUMS;
+    /// hash it once.
+    static SHA_MEMO: std::cell::RefCell<BTreeMap<ShaKey, String>> = Default::default();
+}
+
 fn file_sha256(p: &Path) -> Result<(String, u64), String> {
-    artifact::sha256_file(p).map_err(|e| format!("{e}"))
+    let md = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let key = (
+        std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()),
+        md.len(),
+        md.modified().ok(),
+    );
+    if let Some(sha) = SHA_MEMO.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok((sha, key.1));
+    }
+    let (sha, size) = artifact::sha256_file(p).map_err(|e| format!("{e}"))?;
+    SHA_MEMO.with(|m| m.borrow_mut().insert(key, sha.clone()));
+    Ok((sha, size))
 }
 
 /// Manifest, SBOM, checksums and block map.
