@@ -115,6 +115,12 @@ impl Disk {
         self.removable_flag || matches!(self.transport.as_deref(), Some("usb" | "mmc"))
     }
 
+    /// A target flash accepts without `--force-non-removable`: removable media, or a loop device
+    /// (a file the user attached on purpose; the in-use checks still apply).
+    pub fn is_flashable(&self) -> bool {
+        self.is_removable() || self.transport.as_deref() == Some("loop")
+    }
+
     /// "29.7 GiB, SanDisk Ultra (usb, removable)".
     pub fn describe(&self) -> String {
         let mut what = vec![];
@@ -378,7 +384,7 @@ pub fn refusal(disk: &Disk, image_size: Option<u64>, force_non_removable: bool) 
     if let Some(why) = in_use(disk) {
         return Some(why);
     }
-    if !disk.is_removable() && !force_non_removable {
+    if !disk.is_flashable() && !force_non_removable {
         return Some(format!(
             "{dev} ({}) is not a removable drive; pass --force-non-removable if you are sure",
             disk.describe()
@@ -451,6 +457,47 @@ mod tests {
             | (65540u64 & 0xff)
             | ((65540u64 & !0xff) << 12);
         assert_eq!(split_dev(dev), (259, 65540));
+    }
+
+    fn fake(transport: Option<&str>, removable: bool, size: u64) -> Disk {
+        Disk {
+            path: PathBuf::from("/dev/fake"),
+            name: "fake".into(),
+            sys: PathBuf::from("/nonexistent/sys/block/fake"),
+            devno: (4095, 1_048_575),
+            size,
+            is_partition: false,
+            removable_flag: removable,
+            transport: transport.map(String::from),
+            vendor: "ACME".into(),
+            model: "Disk".into(),
+            logical_block_size: 512,
+        }
+    }
+
+    #[test]
+    fn removable_policy_and_size() {
+        let fixed = fake(Some("nvme"), false, 1 << 30);
+        let why = refusal(&fixed, Some(1 << 20), false).unwrap();
+        assert!(
+            why.contains("not a removable drive") && why.contains("--force-non-removable"),
+            "{why}"
+        );
+        assert!(refusal(&fixed, Some(1 << 20), true).is_none());
+        for ok in [
+            fake(Some("usb"), false, 1 << 30),
+            fake(Some("mmc"), false, 1 << 30),
+            fake(None, true, 1 << 30),
+            fake(Some("loop"), false, 1 << 30),
+        ] {
+            assert!(refusal(&ok, Some(1 << 20), false).is_none(), "{ok:?}");
+        }
+        let small = fake(Some("usb"), true, 8 << 20);
+        let why = refusal(&small, Some(16 << 20), false).unwrap();
+        assert!(
+            why.contains("smaller than the image") && why.contains("8.0 MiB"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -252,8 +252,9 @@ pub struct ConfigureArgs {
 /// Write an image to a card or a file: only the mapped blocks when a `.bmap` is found beside the
 /// image (`IMAGE.bmap`, or with extensions stripped), then read them back and check their sha256.
 /// Refuses a device that is mounted, holds the running system, is used by swap/LVM/RAID, is not
-/// removable (unless --force-non-removable) or is smaller than the image. Without --device, lists
-/// the removable drives.
+/// removable (USB, SD/MMC, the kernel's removable flag, or a loop device; else only with
+/// --force-non-removable) or is smaller than the image. Without --device, lists the removable
+/// drives.
 #[derive(Debug, Args)]
 pub struct FlashArgs {
     /// Image (.img, .img.zst, .img.xz or .zip); a .bmap beside it is used.
@@ -264,7 +265,8 @@ pub struct FlashArgs {
     /// Do not ask for confirmation (needed when stdin is not a terminal).
     #[arg(long)]
     pub yes: bool,
-    /// Allow a device the kernel does not call removable (and that is not USB or SD/MMC).
+    /// Allow a device the kernel does not call removable (and that is not USB, SD/MMC or a loop
+    /// device), e.g. an internal disk.
     #[arg(long)]
     pub force_non_removable: bool,
     /// Block map to use instead of the one beside the image.
