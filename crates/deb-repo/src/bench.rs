@@ -5,21 +5,76 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 use crate::repo::find_debs;
 
-fn time(cmd: &mut Command) -> Result<Duration> {
-    let t = Instant::now();
-    artifact::cmd::run(cmd).with_context(|| format!("running {}", artifact::cmd::display(cmd)))?;
-    Ok(t.elapsed())
+fn time(cmd: &mut Command) -> Result<Took> {
+    Ok(time_json(cmd)?.0)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// Wall and CPU (user + system of waited-for children) time of one run.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+struct Took {
+    wall: f64,
+    cpu: f64,
+}
+
+fn children_cpu() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_CHILDREN)
+        .map(|u| {
+            let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 + v.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Run, timing it; parse stdout as deb-repo's `--json` report when it is one.
+fn time_json(cmd: &mut Command) -> Result<(Took, Option<serde_json::Value>)> {
+    let c0 = children_cpu();
+    let t = Instant::now();
+    let out = artifact::cmd::run(cmd)
+        .with_context(|| format!("running {}", artifact::cmd::display(cmd)))?;
+    let took = Took {
+        wall: t.elapsed().as_secs_f64(),
+        cpu: children_cpu() - c0,
+    };
+    Ok((took, serde_json::from_slice(&out.stdout).ok()))
+}
+
+fn phases(v: &Option<serde_json::Value>) -> String {
+    let Some(t) = v
+        .as_ref()
+        .and_then(|v| v.get("timings"))
+        .and_then(|t| t.as_array())
+    else {
+        return String::new();
+    };
+    t.iter()
+        .filter_map(|p| {
+            Some(format!(
+                "{} {:.3}",
+                p.get(0)?.as_str()?,
+                p.get(1)?.as_f64()?
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Median wall time and median CPU time, separately.
+fn median(v: Vec<Took>) -> Took {
+    let mut w: Vec<f64> = v.iter().map(|t| t.wall).collect();
+    let mut c: Vec<f64> = v.iter().map(|t| t.cpu).collect();
+    w.sort_by(f64::total_cmp);
+    c.sort_by(f64::total_cmp);
+    Took {
+        wall: w[w.len() / 2],
+        cpu: c[c.len() / 2],
+    }
 }
 
 fn fresh(dir: &Path) -> Result<PathBuf> {
@@ -71,30 +126,52 @@ pub fn run(debs_dir: &Path, work: Option<&Path>, runs: usize) -> Result<()> {
     let build = |inputs: &[&Path], out: &Path| {
         let mut c = Command::new(&exe);
         c.arg("build").args(inputs).arg("--out").arg(out);
-        c.arg("--key-dir").arg(&key_dir).arg("--arch").arg("arm64");
+        c.arg("--key-dir")
+            .arg(&key_dir)
+            .arg("--arch")
+            .arg("arm64")
+            .arg("--json");
         c
     };
     time(&mut build(&[rest_dir.as_path()], &work.join("warmup")))?;
 
     // deb-repo, full index of everything.
     let mut full = Vec::new();
-    for _ in 0..runs {
-        let out = fresh(&work.join("deb-repo-full"))?;
-        full.push(time(&mut build(&[debs_dir], &out))?);
+    let mut full_phases = String::new();
+    // Every run writes a new folder; nothing is deleted until the end (deleting thousands of
+    // folders right before creating as many makes ext4's inode allocator scan, which would
+    // charge the deletion to the next build).
+    for i in 0..runs {
+        let out = fresh(&work.join(format!("deb-repo-full-{i}")))?;
+        let (d, j) = time_json(&mut build(&[debs_dir], &out))?;
+        full.push(d);
+        full_phases = phases(&j);
     }
     let full = median(full);
 
     // deb-repo, no-op re-index and incremental add of one .deb to a repository of the rest.
     let mut noop = Vec::new();
     let mut incr = Vec::new();
-    for _ in 0..runs {
-        let out = fresh(&work.join("deb-repo-incr"))?;
+    let mut incr_phases = String::new();
+    for i in 0..runs {
+        let out = fresh(&work.join(format!("deb-repo-incr-{i}")))?;
         time(&mut build(&[rest_dir.as_path()], &out))?;
         noop.push(time(&mut build(&[rest_dir.as_path()], &out))?);
-        incr.push(time(&mut build(&[last.as_path()], &out))?);
+        let (d, j) = time_json(&mut build(&[last.as_path()], &out))?;
+        incr.push(d);
+        incr_phases = phases(&j);
     }
     let noop = median(noop);
     let incr = median(incr);
+
+    // The same job as apt-ftparchive: a Packages index of the folder on stdout.
+    let mut pk = Vec::new();
+    for _ in 0..runs {
+        let mut c = Command::new(&exe);
+        c.arg("packages").arg(debs_dir);
+        pk.push(time(&mut c)?);
+    }
+    let pk = median(pk);
 
     // apt-ftparchive packages (writes Packages to stdout).
     let mut ftp = Vec::new();
@@ -138,29 +215,54 @@ pub fn run(debs_dir: &Path, work: Option<&Path>, runs: usize) -> Result<()> {
         .args(["--kill", "gpg-agent"])
         .status();
 
-    let s = |d: Duration| d.as_secs_f64();
-    println!("{:<44} {:>9}", "step", "seconds");
+    std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "{:<44} {:>9.3}",
-        "deb-repo build (full index, signed)",
-        s(full)
+        "load average now: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    println!("{:<44} {:>9.3}", "deb-repo build (no-op re-index)", s(noop));
-    println!("{:<44} {:>9.3}", "deb-repo build (add one .deb)", s(incr));
-    println!("{:<44} {:>9.3}", "apt-ftparchive packages", s(ftp));
-    println!("{:<44} {:>9.3}", "reprepro includedeb (signed)", s(rep));
+    println!("{:<40} {:>9} {:>9}", "step", "wall s", "cpu s");
+    for (name, t) in [
+        ("deb-repo build (full index, signed)", full),
+        ("deb-repo build (no-op re-index)", noop),
+        ("deb-repo build (add one .deb)", incr),
+        ("deb-repo packages (index to stdout)", pk),
+        ("apt-ftparchive packages", ftp),
+        ("reprepro includedeb (signed)", rep),
+    ] {
+        println!("{name:<40} {:>9.3} {:>9.3}", t.wall, t.cpu);
+    }
     println!();
+    println!("deb-repo full phases (wall s): {full_phases}");
+    println!("deb-repo add-one phases (wall s): {incr_phases}");
+    println!();
+    println!("{:<34} {:>8} {:>8}", "ratio", "wall", "cpu");
     println!(
-        "apt-ftparchive / deb-repo full : {:>6.1}x (goal >= 5x)",
-        s(ftp) / s(full)
+        "{:<34} {:>7.1}x {:>7.1}x   (goal >= 5x)",
+        "apt-ftparchive / deb-repo full",
+        ftp.wall / full.wall,
+        ftp.cpu / full.cpu
     );
     println!(
-        "reprepro / deb-repo full       : {:>6.1}x",
-        s(rep) / s(full)
+        "{:<34} {:>7.1}x {:>7.1}x",
+        "apt-ftparchive / deb-repo packages",
+        ftp.wall / pk.wall,
+        ftp.cpu / pk.cpu
     );
     println!(
-        "deb-repo add one / full        : {:>6.1}% (goal < 5%)",
-        100.0 * s(incr) / s(full)
+        "{:<34} {:>7.1}x {:>7.1}x",
+        "reprepro / deb-repo full",
+        rep.wall / full.wall,
+        rep.cpu / full.cpu
+    );
+    println!(
+        "{:<34} {:>7.1}% {:>7.1}%   (goal < 5%)",
+        "deb-repo add one / full",
+        100.0 * incr.wall / full.wall,
+        100.0 * incr.cpu / full.cpu
     );
     Ok(())
 }

@@ -188,15 +188,30 @@ pub fn read_deb(path: &Path) -> Result<DebInfo, crate::Error> {
     })
 }
 
+/// Like [`read_deb`], but `control.tar` is decompressed only up to the `control` file, so
+/// [`DebInfo::control_members`] holds just `control` (what a repository index needs).
+pub fn scan_deb(path: &Path) -> Result<DebInfo, crate::Error> {
+    let f =
+        File::open(path).map_err(|e| crate::Error::io(format!("opening {}", path.display()), e))?;
+    read_deb_impl(f, true).map_err(|source| crate::Error::Deb {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// [`read_deb`] over any reader (the whole package is consumed and hashed).
 pub fn read_deb_from<R: Read>(r: R) -> Result<DebInfo, DebError> {
+    read_deb_impl(r, false)
+}
+
+fn read_deb_impl<R: Read>(r: R, only_control: bool) -> Result<DebInfo, DebError> {
     let hashing = Hashing {
         inner: r,
         sha: Sha256::new(),
         n: 0,
     };
     let mut ar = ar::Reader::new(BufReader::with_capacity(1 << 20, hashing))?;
-    let (control, control_members, control_compression) = read_control_part(&mut ar)?;
+    let (control, control_members, control_compression) = read_control_part(&mut ar, only_control)?;
     let data_compression = loop {
         let Some(h) = ar.next_header()? else {
             return Err(DebError::MissingMember("data.tar"));
@@ -234,7 +249,10 @@ pub fn read_deb_from<R: Read>(r: R) -> Result<DebInfo, DebError> {
 
 type ControlPart = (Stanza, BTreeMap<String, Vec<u8>>, Compression);
 
-fn read_control_part<R: Read>(ar: &mut ar::Reader<R>) -> Result<ControlPart, DebError> {
+fn read_control_part<R: Read>(
+    ar: &mut ar::Reader<R>,
+    only_control: bool,
+) -> Result<ControlPart, DebError> {
     let first = ar
         .next_header()?
         .ok_or(DebError::MissingMember("debian-binary"))?;
@@ -273,7 +291,7 @@ fn read_control_part<R: Read>(ar: &mut ar::Reader<R>) -> Result<ControlPart, Deb
             )));
         }
     };
-    let members = read_control_tar(comp.reader(ar.member())?, &name)?;
+    let members = read_control_tar(comp.reader(ar.member())?, &name, only_control)?;
     let control = members.get("control").ok_or(DebError::NoControlFile)?;
     let control = Stanza::parse_bytes(control)?;
     control.validate_binary()?;
@@ -287,7 +305,11 @@ fn tar_err(member: &str) -> impl Fn(io::Error) -> DebError + '_ {
     }
 }
 
-fn read_control_tar(r: impl Read, member: &str) -> Result<BTreeMap<String, Vec<u8>>, DebError> {
+fn read_control_tar(
+    r: impl Read,
+    member: &str,
+    only_control: bool,
+) -> Result<BTreeMap<String, Vec<u8>>, DebError> {
     let mut out = BTreeMap::new();
     let mut total = 0u64;
     let mut archive = tar::Archive::new(r);
@@ -310,7 +332,11 @@ fn read_control_tar(r: impl Read, member: &str) -> Result<BTreeMap<String, Vec<u
             .take(MAX_CONTROL_BYTES)
             .read_to_end(&mut data)
             .map_err(tar_err(member))?;
+        let done = only_control && name == "control";
         out.insert(name, data);
+        if done {
+            break;
+        }
     }
     Ok(out)
 }

@@ -71,6 +71,34 @@ fn secret_fingerprints(home: &Path) -> Result<Vec<String>> {
     Ok(fprs)
 }
 
+const FPR_CACHE: &str = "deb-repo.fingerprint";
+
+/// Sizes and mtimes of the keyrings: when they change, the cached fingerprint is not trusted.
+fn keyring_stamp(home: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    [
+        "pubring.kbx",
+        "pubring.gpg",
+        "private-keys-v1.d",
+        "secring.gpg",
+    ]
+    .iter()
+    .map(|n| match std::fs::metadata(home.join(n)) {
+        Ok(m) => format!("{n}:{}:{}.{}", m.len(), m.mtime(), m.mtime_nsec()),
+        Err(_) => format!("{n}:-"),
+    })
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+fn cached_fingerprint(home: &Path, stamp: &str) -> Option<String> {
+    let text = std::fs::read_to_string(home.join(FPR_CACHE)).ok()?;
+    let mut lines = text.lines();
+    let fpr = lines.next()?.trim().to_string();
+    (lines.next()? == stamp && fpr.len() >= 40 && fpr.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(fpr)
+}
+
 fn lock_home(home: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
@@ -101,6 +129,20 @@ impl SigningKey {
             fingerprint: String::new(),
             closed: false,
         };
+        let stamp = keyring_stamp(&home);
+        if let Some(fpr) = cached_fingerprint(&home, &stamp) {
+            let wanted = match fingerprint {
+                None => true,
+                Some(w) => {
+                    let w = w.replace(' ', "").to_ascii_uppercase();
+                    !w.is_empty() && fpr.ends_with(&w)
+                }
+            };
+            if wanted {
+                key.fingerprint = fpr;
+                return Ok(key);
+            }
+        }
         let have = secret_fingerprints(&home)?;
         key.fingerprint = match fingerprint {
             Some(want) => {
@@ -144,6 +186,13 @@ impl SigningKey {
                 }
             },
         };
+        if fingerprint.is_none() {
+            // Remember the choice while the keyrings stay as they are (saves a gpg run).
+            let _ = std::fs::write(
+                home.join(FPR_CACHE),
+                format!("{}\n{}\n", key.fingerprint, keyring_stamp(&home)),
+            );
+        }
         Ok(key)
     }
 
@@ -220,23 +269,33 @@ impl SigningKey {
     }
 
     /// Write `InRelease` (clear-signed) and `Release.gpg` (armoured detached signature) for the
-    /// `Release` file `release`, into the same folder. Both signatures run concurrently.
+    /// `Release` file `release`, into the same folder.
+    ///
+    /// One gpg run: `Release.gpg` is the signature block of `InRelease`. A cleartext signature is
+    /// a canonical-text signature (class 0x01) over the text with CRLF line endings and trailing
+    /// blanks removed, which is exactly what verifying it as a detached signature of `Release`
+    /// hashes, as long as `Release` has no trailing blanks and no final newline (the caller
+    /// guarantees both; the cleartext framework drops the line break before the signature).
     pub fn sign_release(&self, release: &Path) -> Result<()> {
         let dir = release.parent().unwrap_or(Path::new("."));
-        let mut clear = self.sign_command(&["--clearsign"], release, &dir.join("InRelease"));
-        let mut detached = self.sign_command(
-            &["--armor", "--detach-sign"],
-            release,
-            &dir.join("Release.gpg"),
-        );
-        let (a, b) = std::thread::scope(|s| {
-            let t = s.spawn(move || artifact::cmd::run(&mut detached));
-            let a = artifact::cmd::run(&mut clear);
-            (a, t.join())
-        });
-        a?;
-        b.map_err(|_| Error::Invalid("signing thread panicked".into()))??;
-        Ok(())
+        let inrelease = dir.join("InRelease");
+        artifact::cmd::run(&mut self.sign_command(&["--clearsign"], release, &inrelease))?;
+        let text = std::fs::read_to_string(&inrelease)
+            .map_err(|e| Error::io(format!("reading {}", inrelease.display()), e))?;
+        let begin = "-----BEGIN PGP SIGNATURE-----";
+        let end = "-----END PGP SIGNATURE-----";
+        let sig = match (text.find(begin), text.find(end)) {
+            (Some(b), Some(e)) if e > b => format!("{}\n", &text[b..e + end.len()]),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "{}: gpg wrote no signature block",
+                    inrelease.display()
+                )))
+            }
+        };
+        let detached = dir.join("Release.gpg");
+        std::fs::write(&detached, sig)
+            .map_err(|e| Error::io(format!("writing {}", detached.display()), e))
     }
 
     /// Stop this folder's gpg-agent and release the lock.

@@ -16,6 +16,7 @@ pub mod gpg;
 pub mod repo;
 pub mod serve;
 mod tarw;
+pub mod xzblocks;
 
 pub use control::{ControlError, Stanza};
 pub use deb::{read_deb, Compression, DebBuilder, DebInfo, DebReader};

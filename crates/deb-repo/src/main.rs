@@ -29,7 +29,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Add .deb files (or folders of them) to a repository and publish a new signed index.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
+    /// Print a Packages index of the .debs under a folder (like `apt-ftparchive packages`).
+    Packages(PackagesArgs),
     /// Serve a repository folder over read-only HTTP until stopped.
     Serve(ServeArgs),
     /// Show a .deb's control file, control members and (with --contents) its files.
@@ -106,6 +108,15 @@ struct BuildArgs {
 }
 
 #[derive(Debug, Args)]
+struct PackagesArgs {
+    /// Folder searched (recursively) for *.deb.
+    dir: PathBuf,
+    /// Parallel readers [default: one per core].
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+}
+
+#[derive(Debug, Args)]
 struct ServeArgs {
     /// The repository folder.
     repo: PathBuf,
@@ -159,7 +170,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Build(a) => build(a),
+        Cmd::Build(a) => build(*a),
         Cmd::Serve(a) => {
             let srv = deb_repo::serve::Server::start(&a.repo, &a.listen)?;
             eprintln!("serving {} on http://{}/", a.repo.display(), srv.addr());
@@ -167,6 +178,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Info(a) => info(a),
+        Cmd::Packages(a) => {
+            use std::io::Write;
+            let text = repo::packages_for_dir(&a.dir, a.jobs)?;
+            std::io::stdout().lock().write_all(&text)?;
+            Ok(())
+        }
         Cmd::Bench(a) => deb_repo::bench::run(&a.debs, a.work.as_deref(), a.runs),
     }
 }
@@ -197,6 +214,7 @@ fn build(a: BuildArgs) -> Result<()> {
             "architectures": report.architectures,
             "release_sha256": report.release_sha256,
             "key_fingerprint": fpr,
+            "timings": report.timings.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
