@@ -1050,7 +1050,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             pool_path("main", &s),
-            "pool/main/libf/libfoo/libfoo1_1.2-1+b1_arm64.deb"
+            "pool/main/libf/libfoo1_1.2-1+b1_arm64.deb"
         );
         let s = crate::Stanza::parse("Package: hello\nVersion: 1\nArchitecture: all\n").unwrap();
         assert_eq!(pool_path("main", &s), "pool/main/h/hello_1_all.deb");
