@@ -713,7 +713,7 @@ fn packages_chunks<'a>(pkgs: impl Iterator<Item = &'a Pkg>) -> Vec<Vec<u8>> {
             "Filename: {}\nSize: {}\nSHA256: {}\n\n",
             p.pool, p.deb.fp.size, p.deb.sha256
         ));
-        if fnv1a(p.deb.package.as_bytes()) % CHUNK_SPREAD == 0 || cur.len() >= CHUNK_MAX {
+        if fnv1a(p.deb.package.as_bytes()) & (CHUNK_SPREAD - 1) == 0 || cur.len() >= CHUNK_MAX {
             chunks.push(std::mem::take(&mut cur).into_bytes());
         }
     }
@@ -723,6 +723,7 @@ fn packages_chunks<'a>(pkgs: impl Iterator<Item = &'a Pkg>) -> Vec<Vec<u8>> {
     chunks
 }
 
+/// A power of two.
 const CHUNK_SPREAD: u64 = 32;
 const CHUNK_MAX: usize = 256 * 1024;
 

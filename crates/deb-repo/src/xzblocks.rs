@@ -40,7 +40,7 @@ fn varint(mut n: u64, out: &mut Vec<u8>) {
 }
 
 fn pad4(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while out.len() & 3 != 0 {
         out.push(0);
     }
 }
