@@ -77,41 +77,23 @@ pub fn fstab(parts: &[PartRef]) -> String {
     s
 }
 
-/// Tokens raspi-firmware's hook always writes itself into cmdline.txt (besides consoles and root=).
-const RASPI_BUILTIN: &[&str] = &["rw", "fsck.repair=yes", "net.ifnames=0", "rootwait"];
-/// Lines raspi-firmware's hook always writes into config.txt on arm64.
-const RASPI_CONFIG_BUILTIN: &[&str] = &["arm_64bit=1", "enable_uart=1", "upstream_kernel=1"];
-
-/// The three settings files raspi-firmware reads, as `(path, content)`:
-/// `/etc/default/raspi-firmware` (ROOTPART, CONSOLES, CMA), `/etc/default/raspi-extra-cmdline`
-/// (the profile's other kernel arguments) and `/etc/default/raspi-firmware-custom` (config.txt
-/// lines the hook does not write itself). Written before the kernel is installed, so the one
-/// initramfs run generates the right boot files.
-pub fn raspi_firmware_files(
-    root: &PartRef,
-    cmdline: &[String],
-    config_txt: &[String],
-) -> Vec<(String, String)> {
+/// `/etc/default/raspi-firmware` (ROOTPART by PARTUUID, CONSOLES from the profile's `console=`
+/// arguments, no cma=), read by raspi-firmware's hooks when they generate `cmdline.txt` and
+/// `config.txt`. Written before the kernel is installed, so the one initramfs run generates the
+/// right boot files; the file is a conffile of raspi-firmware, and dpkg keeps ours. The profile's
+/// other kernel arguments and config.txt lines come with the kernel artifact's board package
+/// (`/etc/default/raspi-extra-cmdline`, `/etc/default/raspi-firmware-custom`).
+pub fn raspi_firmware_default(root: &PartRef, cmdline: &[String]) -> String {
     let consoles: Vec<&str> = cmdline
         .iter()
         .filter_map(|t| t.strip_prefix("console="))
         .collect();
-    let mut extra: Vec<&str> = vec!["rootfstype=ext4"];
-    for t in cmdline {
-        if !t.starts_with("console=")
-            && !t.starts_with("root=")
-            && !RASPI_BUILTIN.contains(&t.as_str())
-            && !extra.contains(&t.as_str())
-        {
-            extra.push(t);
-        }
-    }
     let consoles = if consoles.is_empty() {
         "auto".to_string()
     } else {
         consoles.join(" ")
     };
-    let default = format!(
+    format!(
         "# Written by drydock: raspi-firmware's hooks read this when they regenerate\n\
          # /boot/firmware/cmdline.txt and config.txt (kernel upgrades, update-initramfs).\n\
          ROOTPART=PARTUUID={}\n\
@@ -120,26 +102,7 @@ pub fn raspi_firmware_files(
          # (the hook's cma=64M must not be used on a Pi 4, and this image boots both).\n\
          CMA=0\n",
         root.partuuid
-    );
-    let custom: Vec<&str> = config_txt
-        .iter()
-        .map(|l| l.as_str())
-        .filter(|l| !RASPI_CONFIG_BUILTIN.contains(l))
-        .collect();
-    let mut files = vec![
-        ("/etc/default/raspi-firmware".to_string(), default),
-        (
-            "/etc/default/raspi-extra-cmdline".to_string(),
-            format!("{}\n", extra.join(" ")),
-        ),
-    ];
-    if !custom.is_empty() {
-        files.push((
-            "/etc/default/raspi-firmware-custom".to_string(),
-            format!("{}\n", custom.join("\n")),
-        ));
-    }
-    files
+    )
 }
 
 /// Check the `cmdline.txt` and `config.txt` raspi-firmware generated: root by PARTUUID, every
@@ -347,39 +310,20 @@ mod tests {
     }
 
     #[test]
-    fn raspi_settings_split_consoles_and_extras() {
+    fn raspi_default_root_and_consoles() {
         let cmd: Vec<String> = [
             "console=serial0,115200",
             "console=tty1",
             "rootwait",
-            "fsck.repair=yes",
             "cgroup_enable=memory",
-            "cgroup_memory=1",
         ]
         .map(String::from)
         .to_vec();
-        let cfg: Vec<String> = [
-            "arm_64bit=1",
-            "enable_uart=1",
-            "upstream_kernel=1",
-            "dtoverlay=disable-bt",
-        ]
-        .map(String::from)
-        .to_vec();
-        let files = raspi_firmware_files(&parts()[1], &cmd, &cfg);
-        assert!(files[0].1.contains("ROOTPART=PARTUUID=1a2b3c4d-02\n"));
-        assert!(files[0].1.contains("CONSOLES=\"serial0,115200 tty1\"\n"));
-        assert_eq!(
-            files[1].1,
-            "rootfstype=ext4 cgroup_enable=memory cgroup_memory=1\n"
-        );
-        assert_eq!(
-            files[2],
-            (
-                "/etc/default/raspi-firmware-custom".into(),
-                "dtoverlay=disable-bt\n".into()
-            )
-        );
+        let f = raspi_firmware_default(&parts()[1], &cmd);
+        assert!(f.contains("ROOTPART=PARTUUID=1a2b3c4d-02\n"));
+        assert!(f.contains("CONSOLES=\"serial0,115200 tty1\"\n"));
+        assert!(f.contains("CMA=0\n"));
+        assert!(!f.contains("cgroup"));
     }
 
     /// What raspi-firmware 1.20240424's hook generates from our settings passes the check.

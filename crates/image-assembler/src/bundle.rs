@@ -179,19 +179,30 @@ pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) 
     })
 }
 
-/// Make `out` (.zip) holding `img` alone, reproducibly (no extra attributes; the entry's time is
-/// the image file's mtime, which the assembler clamps to SOURCE_DATE_EPOCH).
-pub fn zip(img: &Path, out: &Path) -> Result<()> {
+/// Make `out` (.zip) holding `img` alone, reproducibly: no extra attributes, and the entry's time
+/// is `epoch` (the image's mtime is set to it while zip reads it, then back to now: exported
+/// copies are told apart by their mtimes).
+pub fn zip(img: &Path, out: &Path, epoch: i64) -> Result<()> {
     if out.exists() {
         std::fs::remove_file(out).with_context(|| format!("removing {}", out.display()))?;
     }
-    artifact::cmd::run_logged(
+    let set_mtime = |t: std::time::SystemTime| -> Result<()> {
+        std::fs::File::options()
+            .write(true)
+            .open(img)
+            .and_then(|f| f.set_modified(t))
+            .with_context(|| format!("setting the mtime of {}", img.display()))
+    };
+    set_mtime(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch.max(0) as u64))?;
+    let r = artifact::cmd::run_logged(
         std::process::Command::new("zip")
             .args(["-q", "-X", "-j", "-1"])
             .arg(out)
             .arg(img),
     )
-    .with_context(|| format!("zipping {}", img.display()))?;
+    .with_context(|| format!("zipping {}", img.display()));
+    set_mtime(std::time::SystemTime::now())?;
+    r?;
     if !out.is_file() {
         bail!("zip did not write {}", out.display());
     }
@@ -304,7 +315,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let img = sparse(d.path());
         let z = d.path().join("t.zip");
-        zip(&img, &z).unwrap();
+        zip(&img, &z, 1_700_000_000).unwrap();
+        let z2 = d.path().join("t2.zip");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        zip(&img, &z2, 1_700_000_000).unwrap();
+        assert_eq!(
+            std::fs::read(&z).unwrap(),
+            std::fs::read(&z2).unwrap(),
+            "zip is not reproducible"
+        );
         let o = std::process::Command::new("unzip")
             .arg("-p")
             .arg(&z)

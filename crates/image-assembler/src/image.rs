@@ -374,12 +374,11 @@ pub fn build(
             std::fs::remove_dir_all(&d).with_context(|| format!("removing {}", d.display()))?;
         }
     }
-    let f = std::fs::File::open(&img).with_context(|| format!("opening {}", img.display()))?;
-    f.set_modified(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(spec.epoch.max(0) as u64),
-    )
-    .with_context(|| format!("setting the mtime of {}", img.display()))?;
-    drop(f);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("chmod {}", img.display()))?;
+    }
 
     let t = Instant::now();
     step("hashing, mapping and compressing the image");
@@ -391,7 +390,7 @@ pub fn build(
     )?;
     if spec.compression == Compression::Zip {
         if let Some(p) = &compressed_path {
-            bundle::zip(&img, p)?;
+            bundle::zip(&img, p, spec.epoch)?;
         }
     }
     timed(&mut timings, "scan+compress", t);

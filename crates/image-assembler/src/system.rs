@@ -251,6 +251,10 @@ pub fn clean_tree(tree: &Path) -> Result<()> {
     remove(tree, "usr/sbin/drydock-initramfs-noop")?;
     remove(tree, "var/lib/drydock-initramfs-deferred")?;
     remove(tree, REPO_LIST)?;
+    remove(tree, REPO_KEY)?;
+    // dpkg keeps the conffiles drydock wrote before their package came (--force-confold) and
+    // leaves the package's version beside them.
+    remove(tree, "etc/default/raspi-firmware.dpkg-dist")?;
     // Caches and logs.
     empty_dir(tree, "var/lib/apt/lists")?;
     std::fs::create_dir_all(tree.join("var/lib/apt/lists/partial"))
@@ -383,14 +387,13 @@ fn prepare(tree: &Path, spec: &SystemSpec, inputs: &SystemInputs) -> Result<()> 
     write_file(tree, "etc/fstab", &bootcfg::fstab(&spec.parts), 0o644)?;
     let root =
         bootcfg::root_part(&spec.parts).context("the layout has no partition mounted at /")?;
-    if let Boot::RpiFirmware {
-        cmdline,
-        config_txt,
-    } = &spec.boot
-    {
-        for (path, content) in bootcfg::raspi_firmware_files(root, cmdline, config_txt) {
-            write_file(tree, &path, &content, 0o644)?;
-        }
+    if let Boot::RpiFirmware { cmdline, .. } = &spec.boot {
+        write_file(
+            tree,
+            "/etc/default/raspi-firmware",
+            &bootcfg::raspi_firmware_default(root, cmdline),
+            0o644,
+        )?;
     }
     for p in &spec.parts {
         if let Some(m) = &p.mount {
