@@ -261,6 +261,7 @@ fn compression(profile: &Profile, opt: Option<Compression>) -> Compression {
 
 /// The image stage's spec and inputs. `profile_dir` resolves the profile's relative preload paths.
 pub fn image_plan(
+    store: &artifact::Store,
     profile: &Profile,
     profile_dir: &Path,
     layout: &raw_image::layout::Layout,
@@ -344,9 +345,11 @@ pub fn image_plan(
         epoch,
     };
     let system_in = Input::open("system", &system.dir)?;
+    let tree_cache = store.aux_dir(&format!("system-trees/{}", profile.name))?;
     let inputs = ImageInputs {
         system_tarball: system_in.one_file(".tar.zst")?,
         preload_files: files,
+        tree_cache: Some((tree_cache, system.digest().to_string())),
     };
     let mut key = CacheKey::new("image", &(&spec, FORMAT)).input("system", system.digest());
     key = tool(key, "mke2fs", "e2fsprogs");
@@ -368,7 +371,7 @@ pub fn image(
     opts: &ImageOptions,
     step: &dyn Fn(&str),
 ) -> Result<(Entry, bool)> {
-    let (spec, inputs, key) = image_plan(profile, profile_dir, layout, system, opts)?;
+    let (spec, inputs, key) = image_plan(&ctx.store, profile, profile_dir, layout, system, opts)?;
     ctx.store.get_or_build(&key, |staging| -> Result<Manifest> {
         Input::open("system", &system.dir)?.verify()?;
         let work = work_dir(ctx)?;

@@ -86,8 +86,3 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::KernelCheck(a) => kernel_check::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
     }
 }
-
-pub(crate) fn not_built(cmd: &str, issue: &str) -> Result<ExitCode> {
-    eprintln!("drydock {cmd}: not built yet (planned in {issue}).");
-    Ok(ExitCode::from(3))
-}

@@ -47,6 +47,8 @@ pub struct Scan {
     pub bmap: Bmap,
     /// Bytes read from disk (the mapped ranges).
     pub mapped_bytes: u64,
+    /// sha256 and size of the compressed copy written in the same pass (zstd, xz).
+    pub compressed: Option<(String, u64)>,
 }
 
 /// Worker threads for compression: every core.
@@ -56,10 +58,32 @@ pub fn threads() -> u32 {
         .unwrap_or(1)
 }
 
+/// A writer that hashes what passes through it (the compressed copy's sha256 for SHA256SUMS,
+/// without reading the file again).
+struct HashingWriter<W: Write> {
+    inner: W,
+    hash: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.hash.update(&b[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+type Out = HashingWriter<BufWriter<File>>;
+
 enum Sink {
     None,
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
-    Xz(xz2::write::XzEncoder<BufWriter<File>>),
+    Zstd(zstd::stream::write::Encoder<'static, Out>),
+    Xz(xz2::write::XzEncoder<Out>),
 }
 
 impl Sink {
@@ -70,14 +94,15 @@ impl Sink {
             Sink::Xz(e) => e.write_all(b),
         }
     }
-    fn finish(self) -> std::io::Result<Option<File>> {
+    fn finish(self) -> std::io::Result<Option<(File, String, u64)>> {
         let w = match self {
             Sink::None => return Ok(None),
             Sink::Zstd(e) => e.finish()?,
             Sink::Xz(e) => e.finish()?,
         };
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        Ok(Some(f))
+        let sha = hex::encode(w.hash.finalize());
+        let f = w.inner.into_inner().map_err(|e| e.into_error())?;
+        Ok(Some((f, sha, w.len)))
     }
 }
 
@@ -95,7 +120,11 @@ pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) 
         None | Some((Compression::None | Compression::Zip, _)) => Sink::None,
         Some((c, path)) => {
             let out = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            let w = BufWriter::with_capacity(1 << 20, out);
+            let w = HashingWriter {
+                inner: BufWriter::with_capacity(1 << 20, out),
+                hash: Sha256::new(),
+                len: 0,
+            };
             if c == Compression::Zstd {
                 let mut e =
                     zstd::stream::write::Encoder::new(w, ZSTD_LEVEL).context("starting zstd")?;
@@ -118,57 +147,110 @@ pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) 
     let out_name = compressed
         .map(|(_, p)| p.display().to_string())
         .unwrap_or_default();
+    // The reads and the compression run here; the hashing (whole image and per range) runs on a
+    // thread of its own, fed the same buffers, so neither waits for the other.
+    enum Piece {
+        Data(std::sync::Arc<Vec<u8>>),
+        EndRange,
+        Zeros(u64),
+    }
     let zeros = vec![0u8; 1 << 20];
-    let mut buf = vec![0u8; 4 << 20];
-    let mut whole = Sha256::new();
-    let mut pos = 0u64;
-    let mut mapped = Vec::with_capacity(ranges.len());
-    let mut mapped_bytes = 0u64;
-    let feed_zeros = |n: u64, whole: &mut Sha256, sink: &mut Sink| -> Result<()> {
+    let feed_sink_zeros = |n: u64, sink: &mut Sink| -> Result<()> {
         let mut left = n;
         while left > 0 {
             let k = left.min(zeros.len() as u64) as usize;
-            whole.update(&zeros[..k]);
             sink.write_all(&zeros[..k])
                 .with_context(|| format!("writing {out_name}"))?;
             left -= k as u64;
         }
         Ok(())
     };
-    for &(start, end) in &ranges {
-        feed_zeros(start - pos, &mut whole, &mut sink)?;
-        f.seek(SeekFrom::Start(start))
-            .with_context(|| format!("seeking in {}", img.display()))?;
-        let mut h = Sha256::new();
-        let mut left = end - start;
-        while left > 0 {
-            let k = left.min(buf.len() as u64) as usize;
-            f.read_exact(&mut buf[..k])
-                .with_context(|| format!("reading {}", img.display()))?;
-            h.update(&buf[..k]);
-            whole.update(&buf[..k]);
-            sink.write_all(&buf[..k])
-                .with_context(|| format!("writing {out_name}"))?;
-            left -= k as u64;
-        }
-        mapped_bytes += end - start;
-        mapped.push(Range {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(8);
+    let mut mapped_bytes = 0u64;
+    let (whole_sha, range_shas, read_result) = std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let zeros = vec![0u8; 1 << 20];
+            let mut whole = Sha256::new();
+            let mut cur = Sha256::new();
+            let mut shas = Vec::new();
+            for p in rx {
+                match p {
+                    Piece::Data(b) => {
+                        cur.update(&b[..]);
+                        whole.update(&b[..]);
+                    }
+                    Piece::EndRange => shas.push(hex::encode(cur.finalize_reset())),
+                    Piece::Zeros(n) => {
+                        let mut left = n;
+                        while left > 0 {
+                            let k = left.min(zeros.len() as u64) as usize;
+                            whole.update(&zeros[..k]);
+                            left -= k as u64;
+                        }
+                    }
+                }
+            }
+            (hex::encode(whole.finalize()), shas)
+        });
+        let read = (|| -> Result<()> {
+            let mut pos = 0u64;
+            let send = |p: Piece| {
+                tx.send(p)
+                    .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))
+            };
+            for &(start, end) in &ranges {
+                send(Piece::Zeros(start - pos))?;
+                feed_sink_zeros(start - pos, &mut sink)?;
+                f.seek(SeekFrom::Start(start))
+                    .with_context(|| format!("seeking in {}", img.display()))?;
+                let mut left = end - start;
+                while left > 0 {
+                    let k = left.min(4 << 20) as usize;
+                    let mut buf = vec![0u8; k];
+                    f.read_exact(&mut buf)
+                        .with_context(|| format!("reading {}", img.display()))?;
+                    let buf = std::sync::Arc::new(buf);
+                    send(Piece::Data(buf.clone()))?;
+                    sink.write_all(&buf)
+                        .with_context(|| format!("writing {out_name}"))?;
+                    left -= k as u64;
+                }
+                send(Piece::EndRange)?;
+                mapped_bytes += end - start;
+                pos = end;
+            }
+            send(Piece::Zeros(size - pos))?;
+            feed_sink_zeros(size - pos, &mut sink)?;
+            Ok(())
+        })();
+        drop(tx);
+        let (w, r) = hasher.join().unwrap_or_default();
+        (w, r, read)
+    });
+    read_result?;
+    if range_shas.len() != ranges.len() {
+        bail!("hashing {} stopped early", img.display());
+    }
+    let mapped: Vec<Range> = ranges
+        .iter()
+        .zip(range_shas)
+        .map(|(&(start, end), sha256)| Range {
             first: start / bmap::BLOCK_SIZE,
             last: (end - 1) / bmap::BLOCK_SIZE,
-            sha256: hex::encode(h.finalize()),
-        });
-        pos = end;
-    }
-    feed_zeros(size - pos, &mut whole, &mut sink)?;
-    if let Some(out) = sink
+            sha256,
+        })
+        .collect();
+    let mut compressed = None;
+    if let Some((out, sha, len)) = sink
         .finish()
         .with_context(|| format!("finishing {out_name}"))?
     {
         out.sync_all()
             .with_context(|| format!("syncing {out_name}"))?;
+        compressed = Some((sha, len));
     }
     Ok(Scan {
-        sha256: hex::encode(whole.finalize()),
+        sha256: whole_sha,
         size,
         bmap: Bmap {
             image_size: size,
@@ -176,6 +258,7 @@ pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) 
             ranges: mapped,
         },
         mapped_bytes,
+        compressed,
     })
 }
 
@@ -235,6 +318,10 @@ mod tests {
         let img = sparse(d.path());
         let zst = d.path().join("t.img.zst");
         let s = scan(&img, Some((Compression::Zstd, &zst)), 2).unwrap();
+        assert_eq!(
+            s.compressed.clone().unwrap(),
+            artifact::sha256_file(&zst).unwrap()
+        );
         let (sha, size) = artifact::sha256_file(&img).unwrap();
         assert_eq!(s.sha256, sha);
         assert_eq!(s.size, size);

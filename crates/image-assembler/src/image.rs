@@ -18,6 +18,7 @@ use crate::bootcfg::{self, Boot, OsRelease, PartRef};
 use crate::bundle::{self, Compression};
 use crate::dpkg::{self, Package};
 use crate::split::{self, MountPoint};
+use crate::treecache::Journal;
 use crate::{bmap, sbom, sums};
 
 /// Where preloaded container archives go in the root filesystem; drydock-firstboot loads every
@@ -64,6 +65,8 @@ pub struct ImageInputs {
     pub system_tarball: PathBuf,
     /// Preload archives, in the order of [`ImageSpec::preload`].
     pub preload_files: Vec<PathBuf>,
+    /// Keep the unpacked system tree between builds: (folder of trees, key of this system).
+    pub tree_cache: Option<(PathBuf, String)>,
 }
 
 /// What the stage produced.
@@ -106,20 +109,47 @@ pub fn partuuids(layout: &raw_image::layout::Layout, seed: &str) -> Vec<(String,
         .collect()
 }
 
-fn write(tree: &Path, path: &str, content: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let p = tree.join(path.trim_start_matches('/'));
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+/// Writes into a tree; with a journal, every original is moved aside first (never changed in
+/// place), so the tree can be restored.
+struct Writer<'a> {
+    tree: &'a Path,
+    journal: Option<&'a mut Journal>,
+}
+
+impl Writer<'_> {
+    fn prepare(&mut self, path: &str) -> Result<PathBuf> {
+        let p = self.tree.join(path.trim_start_matches('/'));
+        match self.journal.as_deref_mut() {
+            Some(j) => j.save(&p)?,
+            None => {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                if std::fs::symlink_metadata(&p).is_ok() {
+                    std::fs::remove_file(&p)
+                        .with_context(|| format!("replacing {}", p.display()))?;
+                }
+            }
+        }
+        Ok(p)
     }
-    if std::fs::symlink_metadata(&p).is_ok() {
-        std::fs::remove_file(&p).with_context(|| format!("replacing {}", p.display()))?;
+
+    fn write(&mut self, path: &str, content: &[u8], mode: u32) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.prepare(path)?;
+        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("chmod {}", p.display()))?;
+        Ok(())
     }
-    std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", p.display()))?;
-    Ok(())
+
+    fn copy(&mut self, path: &str, from: &Path) -> Result<PathBuf> {
+        let p = self.prepare(path)?;
+        std::fs::copy(from, &p)
+            .with_context(|| format!("copying {} to {}", from.display(), p.display()))?;
+        Ok(p)
+    }
 }
 
 fn read_tree_file(tree: &Path, path: &str) -> Result<String> {
@@ -138,18 +168,22 @@ fn read_tree_file(tree: &Path, path: &str) -> Result<String> {
 }
 
 /// Apply the per-image settings to an unpacked system tree.
-pub fn apply_settings(tree: &Path, spec: &ImageSpec, preload_files: &[PathBuf]) -> Result<()> {
+pub fn apply_settings(
+    tree: &Path,
+    spec: &ImageSpec,
+    preload_files: &[PathBuf],
+    journal: Option<&mut Journal>,
+) -> Result<()> {
+    let mut w = Writer { tree, journal };
     if !bootcfg::valid_hostname(&spec.hostname) {
         bail!("hostname {:?} is not a valid host name (letters, digits and inner hyphens, dot-separated labels of at most 63)", spec.hostname);
     }
-    write(
-        tree,
+    w.write(
         "/etc/hostname",
         format!("{}\n", spec.hostname).as_bytes(),
         0o644,
     )?;
-    write(
-        tree,
+    w.write(
         "/etc/hosts",
         bootcfg::hosts(&spec.hostname).as_bytes(),
         0o644,
@@ -165,7 +199,7 @@ pub fn apply_settings(tree: &Path, spec: &ImageSpec, preload_files: &[PathBuf]) 
             board_description: spec.board_description.clone(),
         },
     );
-    write(tree, "/etc/os-release", os.as_bytes(), 0o644)?;
+    w.write("/etc/os-release", os.as_bytes(), 0o644)?;
     let boot = spec
         .parts
         .iter()
@@ -175,23 +209,13 @@ pub fn apply_settings(tree: &Path, spec: &ImageSpec, preload_files: &[PathBuf]) 
         .label
         .clone()
         .context("the boot partition needs a label (cloud-init finds the seed by it)")?;
-    write(
-        tree,
-        CLOUD_CFG,
-        bootcfg::cloud_cfg(&label).as_bytes(),
-        0o644,
-    )?;
+    w.write(CLOUD_CFG, bootcfg::cloud_cfg(&label).as_bytes(), 0o644)?;
     let boot_dir = boot.mount.clone().unwrap_or_default();
     for (name, content) in &spec.seed_files {
         if name.contains('/') || name.is_empty() {
             bail!("seed file name {name:?} must be a plain file name");
         }
-        write(
-            tree,
-            &format!("{boot_dir}/{name}"),
-            content.as_bytes(),
-            0o644,
-        )?;
+        w.write(&format!("{boot_dir}/{name}"), content.as_bytes(), 0o644)?;
     }
     if spec.preload.len() != preload_files.len() {
         bail!(
@@ -207,12 +231,11 @@ pub fn apply_settings(tree: &Path, spec: &ImageSpec, preload_files: &[PathBuf]) 
                 p.name
             );
         }
-        let dest = tree.join(PRELOAD_DIR.trim_start_matches('/')).join(&p.name);
-        std::fs::create_dir_all(dest.parent().unwrap_or(tree))
-            .with_context(|| format!("creating {PRELOAD_DIR}"))?;
-        std::fs::copy(file, &dest).with_context(|| {
-            format!("copying preload archive {} into the image", file.display())
-        })?;
+        let dest = w
+            .copy(&format!("{PRELOAD_DIR}/{}", p.name), file)
+            .with_context(|| {
+                format!("copying preload archive {} into the image", file.display())
+            })?;
         let (sha, _) = artifact::sha256_file(&dest)?;
         if sha != p.sha256 {
             bail!(
@@ -324,13 +347,30 @@ pub fn build(
         }
     }
     let n = names(spec);
-    let tree = work.join("tree");
     let t = Instant::now();
-    step("unpacking the system");
-    crate::tarball::unpack(&inputs.system_tarball, &tree)?;
-    timed(&mut timings, "unpack", t);
+    // The system tree: leased from the tree cache (unpacked once per system), or unpacked here.
+    let (lease, tree) = match &inputs.tree_cache {
+        Some((base, key)) => {
+            step("preparing the system tree");
+            let (l, unpacked) = crate::treecache::lease(base, key, &inputs.system_tarball)?;
+            let tree = l.tree().to_path_buf();
+            timed(&mut timings, if unpacked { "unpack" } else { "lease" }, t);
+            (Some(l), tree)
+        }
+        None => {
+            step("unpacking the system");
+            let tree = work.join("tree");
+            crate::tarball::unpack(&inputs.system_tarball, &tree)?;
+            timed(&mut timings, "unpack", t);
+            (None, tree)
+        }
+    };
     let t = Instant::now();
-    apply_settings(&tree, spec, &inputs.preload_files)?;
+    let mut journal = match &lease {
+        Some(_) => Some(Journal::new(&work.join("originals"))?),
+        None => None,
+    };
+    apply_settings(&tree, spec, &inputs.preload_files, journal.as_mut())?;
     check_boot(&tree, spec)?;
     let status = read_tree_file(&tree, "/var/lib/dpkg/status")?;
     let packages = dpkg::parse_status(&status).map_err(anyhow::Error::msg)?;
@@ -344,10 +384,8 @@ pub fn build(
             })
         })
         .collect();
-    let trees: BTreeMap<String, PathBuf> =
-        split::split_by_mounts(&tree, &mounts, &work.join("parts"))?
-            .into_iter()
-            .collect();
+    let split = split::split_by_mounts(&tree, &mounts, &work.join("parts"))?;
+    let trees: BTreeMap<String, PathBuf> = split.iter().cloned().collect();
     timed(&mut timings, "settings", t);
     let t = Instant::now();
     step("filling the partitions");
@@ -368,12 +406,25 @@ pub fn build(
             );
         }
     }
-    // The tree is no longer needed: free the space before compressing.
-    for d in [work.join("tree"), work.join("parts")] {
-        if d.exists() {
-            std::fs::remove_dir_all(&d).with_context(|| format!("removing {}", d.display()))?;
+    // Give the tree back: restored when leased (any failure before leaves it marked in use, and
+    // the next build unpacks it again), removed when unpacked here.
+    let t = Instant::now();
+    match (lease, journal) {
+        (Some(l), Some(j)) => {
+            split::unsplit(&tree, &mounts, &split)?;
+            j.restore()?;
+            l.release()?;
+        }
+        _ => {
+            for d in [work.join("tree"), work.join("parts")] {
+                if d.exists() {
+                    std::fs::remove_dir_all(&d)
+                        .with_context(|| format!("removing {}", d.display()))?;
+                }
+            }
         }
     }
+    timed(&mut timings, "restore", t);
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o644))
@@ -413,19 +464,17 @@ pub fn build(
     // SHA256SUMS last: its presence marks a complete bundle.
     let mut entries = vec![(n.img.clone(), scan.sha256.clone())];
     let mut compressed_size = None;
-    for name in [
-        n.compressed.clone(),
-        Some(n.bmap.clone()),
-        Some(n.sbom.clone()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let (sha, size) = artifact::sha256_file(&out.join(&name))?;
-        if Some(&name) == n.compressed.as_ref() {
-            compressed_size = Some(size);
-        }
-        entries.push((name, sha));
+    if let Some(c) = &n.compressed {
+        let (sha, size) = match &scan.compressed {
+            Some(x) => x.clone(),
+            None => artifact::sha256_file(&out.join(c))?,
+        };
+        compressed_size = Some(size);
+        entries.push((c.clone(), sha));
+    }
+    for name in [&n.bmap, &n.sbom] {
+        let (sha, _) = artifact::sha256_file(&out.join(name))?;
+        entries.push((name.clone(), sha));
     }
     artifact::fsutil::write_synced(&out.join("SHA256SUMS"), sums::render(&entries).as_bytes())?;
     Ok(ImageReport {

@@ -24,3 +24,4 @@ pub mod split;
 pub mod sums;
 pub mod system;
 pub mod tarball;
+pub mod treecache;

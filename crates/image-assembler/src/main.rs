@@ -63,6 +63,9 @@ enum Cmd {
         /// Container archives to preload, in the order of the spec's `preload` list.
         #[arg(long, value_name = "FILE.tar")]
         preload: Vec<PathBuf>,
+        /// Keep the unpacked system tree in this folder for the next image of the same system.
+        #[arg(long, value_name = "DIR")]
+        tree_cache: Option<PathBuf>,
         /// Output folder (must be empty or absent).
         #[arg(long)]
         out: PathBuf,
@@ -141,6 +144,7 @@ fn run(cli: Cli) -> Result<()> {
             spec,
             system,
             preload,
+            tree_cache,
             out,
         } => {
             let spec: ImageSpec = read_json(&spec)?;
@@ -149,6 +153,7 @@ fn run(cli: Cli) -> Result<()> {
             let inputs = ImageInputs {
                 system_tarball: system.one_file(".tar.zst")?,
                 preload_files: preload,
+                tree_cache: tree_cache.map(|d| (d, system.digest().to_string())),
             };
             out_dir(&out)?;
             let work = tempfile::Builder::new()

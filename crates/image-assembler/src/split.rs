@@ -101,6 +101,35 @@ pub fn split_by_mounts(
         .collect())
 }
 
+/// Undo [`split_by_mounts`]: put every non-root partition's tree back at its mount point (which
+/// must be the empty folder the split left), shallowest mounts first.
+pub fn unsplit(
+    tree: &Path,
+    mounts: &[MountPoint],
+    parts: &[(String, PathBuf)],
+) -> artifact::Result<()> {
+    let mut order: Vec<&MountPoint> = mounts
+        .iter()
+        .filter(|m| !m.mount.trim_matches('/').is_empty())
+        .collect();
+    order.sort_by_key(|m| m.mount.trim_end_matches('/').matches('/').count());
+    for m in order {
+        let Some((_, from)) = parts.iter().find(|(p, _)| p == &m.partition) else {
+            continue;
+        };
+        let to = tree.join(m.mount.trim_matches('/'));
+        std::fs::remove_dir(&to).io_context(|| {
+            format!(
+                "removing the mount point {} (it must be empty)",
+                to.display()
+            )
+        })?;
+        std::fs::rename(from, &to)
+            .io_context(|| format!("moving {} back to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +184,25 @@ mod tests {
         // A mount point missing from the tree: empty tree, mount point created.
         assert_eq!(std::fs::read_dir(&parts[2].1).unwrap().count(), 0);
         assert!(root.join("data").is_dir());
+        // unsplit puts the trees back (the created /data stays, holding nothing).
+        let mounts = [
+            mp("boot", "/boot/firmware"),
+            mp("root", "/"),
+            mp("data", "/data"),
+        ];
+        unsplit(&root, &mounts, &parts).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("boot/firmware/config.txt")).unwrap(),
+            "arm_64bit=1\n"
+        );
+        assert!(root.join("boot/firmware/overlays/x.dtbo").is_file());
+        assert_eq!(
+            std::fs::metadata(root.join("boot/firmware"))
+                .unwrap()
+                .mode()
+                & 0o777,
+            0o700
+        );
     }
 
     #[test]
