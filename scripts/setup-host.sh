@@ -11,7 +11,7 @@ PACKAGES=(
   mmdebstrap debian-archive-keyring arch-test qemu-user-static binfmt-support curl
   e2fsprogs dosfstools mtools fdisk gpg gpgv dpkg-dev zstd xz-utils zip unzip
   # kernel source builds (cross)
-  make bc bison flex cpio rsync kmod libssl-dev libelf-dev gcc-aarch64-linux-gnu debhelper
+  make bc bison flex cpio rsync kmod libssl-dev libelf-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross debhelper
   # boot tests and flashing
   qemu-system-arm qemu-efi-aarch64 openssh-client bmap-tools
   # tests and benchmarks against the tools users would otherwise pick

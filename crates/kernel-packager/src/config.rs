@@ -217,14 +217,18 @@ pub struct FragmentIssue {
 
 impl std::fmt::Display for FragmentIssue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let got = if self.got == "missing" {
+            "it is not in the resolved config".to_string()
+        } else {
+            format!("the resolved config has {}", self.got)
+        };
         write!(
             f,
-            "CONFIG_{} ({}:{}): wanted {}, resolved config has {}",
+            "CONFIG_{} ({}:{}): wanted {}, {got}",
             short_name(&self.option),
             self.fragment,
             self.line,
             self.wanted,
-            self.got
         )
     }
 }
