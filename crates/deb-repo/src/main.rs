@@ -189,7 +189,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn build(a: BuildArgs) -> Result<()> {
+    let t = std::time::Instant::now();
     let key = a.key.open()?;
+    let key_open = t.elapsed().as_secs_f64();
     let opts = RepoOptions {
         suite: a.suite,
         codename: a.codename,
@@ -201,10 +203,15 @@ fn build(a: BuildArgs) -> Result<()> {
         jobs: a.jobs,
         ..RepoOptions::default()
     };
-    let report = repo::update(&a.out, &a.inputs, &opts, &key)
+    let mut report = repo::update(&a.out, &a.inputs, &opts, &key)
         .with_context(|| format!("building repository {}", a.out.display()))?;
     let fpr = key.fingerprint().to_string();
+    let t = std::time::Instant::now();
     key.close()?;
+    report.timings.insert(0, ("key-open", key_open));
+    report
+        .timings
+        .push(("key-close", t.elapsed().as_secs_f64()));
     if a.json {
         let v = serde_json::json!({
             "repo": a.out,

@@ -337,18 +337,19 @@ pub fn update(
     let state = root.join(STATE_DIR);
     let _lock = lock_repo(&state)?;
     let cache_path = state.join("index.json");
+    let mut t = std::time::Instant::now();
     let old = if opts.index_cache {
         load_cache(&cache_path)
     } else {
         IndexCache::default()
     };
     let mut report = Report::default();
-    let mut t = std::time::Instant::now();
     let mut lap = |report: &mut Report, name: &'static str| {
         report.timings.push((name, t.elapsed().as_secs_f64()));
         t = std::time::Instant::now();
     };
 
+    lap(&mut report, "load");
     // 1. What the pool holds: cached entries whose fingerprint still matches, others to read.
     // The pool is walked when there is no cache or nothing to add (a re-index); otherwise the
     // cached files are checked with one stat each.
@@ -892,6 +893,7 @@ fn publish_dists(
         ("Components", comp.as_str()),
         ("Description", opts.description.as_str()),
         ("No-Support-for-Architecture-all", "Packages"),
+        ("Acquire-By-Hash", "yes"),
     ] {
         // No trailing blanks anywhere (see SigningKey::sign_release), no line breaks.
         let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -914,22 +916,58 @@ fn publish_dists(
     let release = release.trim_end().to_string();
     let release_sha = artifact::sha256_bytes(release.as_bytes());
 
+    // The generation being replaced (Swap layout): its indices stay reachable by hash.
+    let previous_suite = match opts.layout {
+        DistsLayout::Swap => std::fs::read_link(root.join("dists"))
+            .ok()
+            .map(|t| root.join(t).join(suite)),
+        DistsLayout::Plain => None,
+    };
     let write_tree = |dists: &Path| -> Result<f64> {
         let sdir = dists.join(suite);
+        let mut by_hash = Vec::new();
         for (name, data) in &files {
             let p = sdir.join(name);
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
-            }
+            let parent = p.parent().unwrap_or(&sdir);
+            let bh = parent.join("by-hash/SHA256");
+            std::fs::create_dir_all(&bh)
+                .map_err(|e| Error::io(format!("creating {}", bh.display()), e))?;
             std::fs::write(&p, data)
                 .map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+            // Acquire-By-Hash: apt fetches `by-hash/SHA256/<sha256>`, a hard link.
+            let link = bh.join(artifact::sha256_bytes(data));
+            if !link.exists() {
+                std::fs::hard_link(&p, &link)
+                    .map_err(|e| Error::io(format!("linking {}", link.display()), e))?;
+            }
+            by_hash.push(link);
+        }
+        // The previous generation's indices, by their hashes in its Release: an apt that read the
+        // old InRelease just before the swap still finds what it names.
+        if let Some(prev) = &previous_suite {
+            let text = std::fs::read_to_string(prev.join("Release")).unwrap_or_default();
+            for line in text.lines().filter(|l| l.starts_with(' ')) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let [sha, _, name] = f[..] else { continue };
+                let Some(dir) = Path::new(name).parent() else {
+                    continue;
+                };
+                let bh = sdir.join(dir).join("by-hash/SHA256");
+                let link = bh.join(sha);
+                if bh.is_dir()
+                    && !link.exists()
+                    && std::fs::hard_link(prev.join(name), &link).is_ok()
+                {
+                    by_hash.push(link);
+                }
+            }
         }
         let rel = sdir.join("Release");
         std::fs::write(&rel, &release)
             .map_err(|e| Error::io(format!("writing {}", rel.display()), e))?;
         // The indices are fsynced while gpg signs; then the signed files and the folders.
         let mut paths: Vec<PathBuf> = files.iter().map(|(n, _)| sdir.join(n)).collect();
+        paths.extend(by_hash);
         let t = std::time::Instant::now();
         let (signed, synced) = std::thread::scope(|s| {
             let sync = s.spawn(|| sync_paths(&paths));

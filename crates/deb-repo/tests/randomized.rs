@@ -29,7 +29,7 @@ impl Rng {
     fn byte(&mut self) -> u8 {
         // Biased towards the bytes that matter to the parsers.
         const INTERESTING: &[u8] = b":\n \t\r#-.0123456789Pp\x00\xff/`!<arch>";
-        if self.next() % 2 == 0 {
+        if self.next() & 1 == 0 {
             INTERESTING[self.below(INTERESTING.len())]
         } else {
             self.next() as u8
@@ -128,15 +128,9 @@ fn seeds() -> Vec<Vec<u8>> {
     ]
     .into_iter()
     .map(|c| {
-        let mut b = DebBuilder::new(
-            Stanza::parse(CONTROL)
-                .unwrap()
-                .with("Conffiles", "\n /x 1")
-                .unwrap(),
-        );
-        let mut ctl = b.control().clone();
+        let mut ctl = Stanza::parse(CONTROL).unwrap();
         ctl.remove("Conffiles");
-        b = DebBuilder::new(ctl);
+        let mut b = DebBuilder::new(ctl);
         b.epoch(1)
             .data_compression(c)
             .control_compression(c)
@@ -166,7 +160,7 @@ fn deb_reader_never_panics() {
     for i in 0..iterations(3_000) {
         let seed = &seeds[i % seeds.len()];
         check_deb(&mutate(&mut rng, seed));
-        if i % 10 == 0 {
+        if i % 10 == 9 {
             let len = rng.below(400);
             let mut random: Vec<u8> = b"!<arch>\n".to_vec();
             random.extend((0..len).map(|_| rng.byte()));

@@ -355,6 +355,25 @@ fn readers_never_see_a_mixed_index() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let checked = reader.join().unwrap();
     assert!(checked > 0);
+    // Acquire-By-Hash: the current indices and the previous generation's are under by-hash.
+    let release = std::fs::read_to_string(f.repo.join("dists/drydock/Release")).unwrap();
+    assert!(release.contains("Acquire-By-Hash: yes\n"));
+    let bh = f
+        .repo
+        .join("dists/drydock/main/binary-arm64/by-hash/SHA256");
+    let mut current = 0;
+    for line in release.lines().filter(|l| l.starts_with(' ')) {
+        let sha = line.split_whitespace().next().unwrap();
+        let got = std::fs::read(bh.join(sha)).unwrap();
+        assert_eq!(artifact::sha256_bytes(&got), sha);
+        current += 1;
+    }
+    assert_eq!(current, 3);
+    assert_eq!(
+        std::fs::read_dir(&bh).unwrap().count(),
+        6,
+        "current + previous"
+    );
     // Only the current and the previous generation are kept.
     let gens = std::fs::read_dir(f.repo.join(".dists")).unwrap().count();
     assert!(gens <= 2, "{gens} generations kept");
