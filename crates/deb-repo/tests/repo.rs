@@ -429,3 +429,51 @@ fn cli_build_reports_bad_file_and_exits_nonzero() {
         .args(["--kill", "gpg-agent"])
         .status();
 }
+
+#[test]
+fn supplied_key_is_used() {
+    // A key exported from one GnuPG home and imported into another signs the repository, and
+    // the exported public key is that key.
+    let t = tempfile::tempdir().unwrap();
+    let first = SigningKey::open_or_create(&t.path().join("k1"), None).unwrap();
+    let fpr = first.fingerprint().to_string();
+    let secret = t.path().join("secret.asc");
+    let o = Command::new("gpg")
+        .arg("--homedir")
+        .arg(first.home())
+        .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+        .args(["--armor", "--export-secret-keys", "-o"])
+        .arg(&secret)
+        .arg(&fpr)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    first.close().unwrap();
+    let key = SigningKey::import(&t.path().join("k2"), &secret).unwrap();
+    assert_eq!(key.fingerprint(), fpr);
+    let debs = t.path().join("debs");
+    deb(&debs, "alpha", "1", "all", "a");
+    let repo = t.path().join("repo");
+    repo::update(&repo, &[debs], &opts(), &key).unwrap();
+    key.close().unwrap();
+    // Reopening the second home finds the same key (no new one generated).
+    let again =
+        SigningKey::open_or_create(&t.path().join("k2"), Some(&fpr[fpr.len() - 16..])).unwrap();
+    assert_eq!(again.fingerprint(), fpr);
+    again.close().unwrap();
+    let o = Command::new("gpgv")
+        .arg("--keyring")
+        .arg(repo.join("key.gpg"))
+        .arg(repo.join("dists/drydock/InRelease"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&fpr[fpr.len() - 16..]));
+    // A fingerprint that is not there is a clear error.
+    let e = SigningKey::open_or_create(&t.path().join("k2"), Some("DEADBEEF")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("DEADBEEF is not a secret signing key"),
+        "{e}"
+    );
+}
