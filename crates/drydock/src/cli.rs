@@ -107,6 +107,9 @@ pub struct BuildArgs {
     /// Hostname baked into the default seed.
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Print the summary as one JSON object on stdout (steps, cache hits, bundle files).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

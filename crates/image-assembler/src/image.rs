@@ -21,9 +21,10 @@ use crate::split::{self, MountPoint};
 use crate::treecache::Journal;
 use crate::{bmap, sbom, sums};
 
-/// Where preloaded container archives go in the root filesystem; drydock-firstboot loads every
-/// `*.tar` there into the engine on first boot (then removes it).
-pub const PRELOAD_DIR: &str = "/var/lib/drydock/preload";
+/// Where preloaded container archives go: on the boot partition, where drydock-firstboot (from
+/// the deb-repo artifact) loads every `*.tar` into the engine on the first boot. (The boot
+/// partition's free space bounds them; the fill says so when they do not fit.)
+pub const PRELOAD_DIR: &str = "/boot/firmware/preload";
 /// cloud-init settings written per image.
 pub const CLOUD_CFG: &str = "/etc/cloud/cloud.cfg.d/99-drydock.cfg";
 
