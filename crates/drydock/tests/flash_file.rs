@@ -76,7 +76,17 @@ fn bmap_writes_only_mapped_bytes() {
         .unwrap();
     assert_eq!(mapped, blocks * 4096);
     assert_eq!(s["bytes_written"].as_u64().unwrap(), mapped);
+    assert_eq!(s["verified_bytes"].as_u64().unwrap(), mapped);
     assert_eq!(sha256(&out), sha256(&img));
+    // --no-verify: the same bytes, nothing read back.
+    let out2 = d.path().join("out2.img");
+    let s = json(&run_ok(flash(&d.path().join("x.img.zst"), &out2).args([
+        "--yes",
+        "--json",
+        "--no-verify",
+    ])));
+    assert_eq!(s["verified_bytes"].as_u64().unwrap(), 0);
+    assert_eq!(sha256(&out2), sha256(&img));
 }
 
 #[test]
