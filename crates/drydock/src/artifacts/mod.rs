@@ -28,10 +28,14 @@ pub struct Built {
 }
 
 impl Built {
-    /// Print the summary line and the exported paths.
+    /// Print the summary line and the exported paths (a closed stdout, e.g. `| head -1`, is not
+    /// an error of the build).
     pub fn report(&self) {
+        use std::io::Write;
         let m = &self.entry.manifest;
-        println!(
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
             "{} {} {} ({}, {})",
             if self.cached { "cached" } else { "built " },
             m.kind,
@@ -40,7 +44,7 @@ impl Built {
             self.entry.dir.display()
         );
         for p in &self.exported {
-            println!("  wrote {}", p.display());
+            let _ = writeln!(out, "  wrote {}", p.display());
         }
     }
 }
