@@ -148,9 +148,21 @@ pub fn run_logged(cmd: &mut Command) -> Result<(), CommandError> {
     let out_thread = std::thread::spawn(move || {
         let mut kept = String::new();
         if let Some(s) = stdout {
-            for l in BufReader::new(s).lines().map_while(Result::ok) {
-                tracing::debug!(target: "tool", "{l}");
-                keep_tail(&mut kept, &l);
+            // Bytes, not `lines()`: a line of invalid UTF-8 must not stop the reader (closing
+            // the pipe would kill the tool with SIGPIPE on its next write).
+            let mut r = BufReader::new(s);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match r.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let l = String::from_utf8_lossy(&buf);
+                        let l = l.trim_end();
+                        tracing::debug!(target: "tool", "{l}");
+                        keep_tail(&mut kept, l);
+                    }
+                }
             }
         }
         kept
@@ -281,6 +293,16 @@ mod tests {
         let t = e.stderr_tail();
         assert!(t.contains("line100"));
         assert!(!t.contains("line50\n"));
+    }
+
+    /// Invalid UTF-8 on stdout must not close the pipe: the tool keeps writing after it.
+    #[test]
+    fn logged_survives_invalid_utf8_on_stdout() {
+        run_logged(Command::new("sh").args([
+            "-c",
+            "printf 'bad \\377\\376 line\\n'; for i in $(seq 1 20000); do echo more output line $i; done",
+        ]))
+        .unwrap();
     }
 
     #[test]
