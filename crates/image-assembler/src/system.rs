@@ -119,7 +119,9 @@ echo "deb [signed-by={REPO_KEY}] file:{REPO_MOUNT} {suite} {component}" > {REPO_
 apt_opts="-o APT::Install-Recommends=false -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Acquire::Retries=3"
 try() {{ n=1; until "$@"; do [ $n -ge 3 ] && return 1; echo "retrying in $((n*15)) s: $*" >&2; sleep $((n*15)); n=$((n+1)); done; }}
 try apt-get $apt_opts update
-try apt-get $apt_opts install -y --download-only {pkgs}
+# Downloads are retried by apt (Acquire::Retries); a package apt cannot find fails here at once,
+# with apt's own message.
+apt-get $apt_opts install -y --download-only {pkgs}
 apt-get $apt_opts install -y {pkgs}
 "#,
         suite = spec.repo_suite,
