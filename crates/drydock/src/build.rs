@@ -85,7 +85,8 @@ pub fn summary(o: &Outcome, out: &Path, written: &[PathBuf], secs: f64) {
     }
 }
 
-pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<ExitCode> {
+/// `drydock build`; `quiet` (-q) hides the progress lines.
+pub fn run(ctx: &Ctx, args: BuildArgs, quiet: bool) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let path = profile::resolve(&args.board)?;
     let profile = profile::load_file(&path)?;
@@ -115,7 +116,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<ExitCode> {
         preload: args.preload.clone(),
         compression: compression(args.compress),
     };
-    let progress = Progress::new(false);
+    let progress = Progress::new(quiet);
     let outcome = crate::pipeline::run(ctx, &profile, &profile_dir, &opts, &progress);
     progress.finish();
     let outcome = outcome?;

@@ -78,7 +78,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             artifacts::build_one(&ctx, &profile, a.kind, &a.out.out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Build(a) => build::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
+        Command::Build(a) => build::run(&Ctx::new(g.cache_dir, g.verbose)?, a, g.quiet),
         Command::Test(a) => image_test::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
         Command::BootTest(a) => boot_test::run(&Ctx::new(g.cache_dir, g.verbose)?, a),
         Command::Configure(a) => configure::run(&Ctx::new(g.cache_dir, g.verbose)?, a),

@@ -137,12 +137,6 @@ test -x /usr/sbin/update-initramfs || { echo "update-initramfs is missing after 
 for v in $(ls /lib/modules); do update-initramfs -c -k "$v"; done
 "#;
 
-/// Cleanup inside the chroot (what needs the image's own tools).
-const CLEANUP_SCRIPT: &str = r#"set -eu
-apt-get clean
-rm -f /etc/apt/sources.list.d/drydock.list
-"#;
-
 fn write_file(tree: &Path, path: &str, content: &str, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let p = tree.join(path.trim_start_matches('/'));
@@ -257,8 +251,17 @@ pub fn clean_tree(tree: &Path) -> Result<()> {
     // dpkg keeps the conffiles drydock wrote before their package came (--force-confold) and
     // leaves the package's version beside them.
     remove(tree, "etc/default/raspi-firmware.dpkg-dist")?;
-    // Caches and logs.
+    // Caches and logs. (The persistent download cache was bound over /var/cache/apt/archives
+    // during the install; the tree's own folder only holds what was there before.)
     empty_dir(tree, "var/lib/apt/lists")?;
+    if let Ok(rd) = std::fs::read_dir(tree.join("var/cache/apt/archives")) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".deb") {
+                std::fs::remove_file(e.path())
+                    .with_context(|| format!("removing {}", e.path().display()))?;
+            }
+        }
+    }
     std::fs::create_dir_all(tree.join("var/lib/apt/lists/partial"))
         .context("creating var/lib/apt/lists/partial")?;
     for rel in [
@@ -503,7 +506,6 @@ pub fn build(
         kernels.len(),
         timings.last().map(|t| t.1).unwrap_or(0.0)
     );
-    ch.run("cleaning apt caches", CLEANUP_SCRIPT)?;
     ch.close()?;
 
     if let Boot::Direct { cmdline } = &spec.boot {

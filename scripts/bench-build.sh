@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmarks of `drydock build` (not CI; run as root on a warm cache, one full build first if not):
+#  (1) assembly alone (the image stage, every artifact cached) against the floor: copying the
+#      image's used bytes into place plus zstd at the same level (3) and threads (all cores);
+#  (2) a rebuild after changing only the hostname (end to end, bundle exported);
+#  (3) a rebuild with nothing changed;
+#  (4) the default image's raw, allocated and compressed sizes.
+# Usage: scripts/bench-build.sh [BOARD]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BOARD=${1:-rpi-arm64}
+cargo build --release --quiet --bin drydock
+DD=${CARGO_TARGET_DIR:-target}/release/drydock
+W=$(mktemp -d /var/tmp/drydock-bench.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+
+echo "warming the cache for $BOARD (a full build the first time)" >&2
+$DD -q build "$BOARD" --out "$W/out" --json > "$W/warm.json"
+
+# (3) nothing changed.
+$DD -q build "$BOARD" --out "$W/out" --json > "$W/noop.json"
+noop=$(json "$W/noop.json" "round(d['seconds'], 2)")
+
+# (1) + (2): a hostname never used, so only the image stage runs.
+host="bench-$(date +%s)"
+$DD -q build "$BOARD" --hostname "$host" --out "$W/host" --json > "$W/host.json"
+rebuild=$(json "$W/host.json" "round(d['seconds'], 1)")
+assembly=$(json "$W/host.json" "round([s for s in d['steps'] if s['step']=='image'][0]['seconds'], 1)")
+stages=$(json "$W/host.json" "', '.join(f'{n} {t:.1f} s' for n, t in d['timings'])")
+
+# The floor on the same image: copy the used bytes into place, compress at the same settings.
+IMG=$(ls "$W"/host/*.img)
+sync
+t0=$(date +%s.%N)
+cp --sparse=always "$IMG" "$W/floor.img"
+zstd -q -3 -T0 -f "$IMG" -o "$W/floor.img.zst"
+floor=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+ratio=$(python3 -c "print(round($assembly / $floor, 2))")
+
+# (4) sizes of the default image.
+DIMG=$(ls "$W"/out/*.img)
+raw=$(stat -c %s "$DIMG")
+alloc=$(( $(stat -c %b "$DIMG") * $(stat -c %B "$DIMG") ))
+zst=$(stat -c %s "$DIMG.zst")
+mib() { python3 -c "print(f'{$1 / 1048576:.0f} MiB')"; }
+
+cat <<EOF
+drydock build $BOARD on $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg):
+ (1) assembly alone (image stage):  $assembly s   floor (cp --sparse + zstd -3 -T0): $floor s   ratio $ratio (goal <= 1.5)
+     stages: $stages
+ (2) rebuild after a hostname change: $rebuild s (goal < 60 s)
+ (3) rebuild with nothing changed:    $noop s (goal < 2 s)
+ (4) default image: raw $(mib "$raw"), allocated $(mib "$alloc"), .img.zst $(mib "$zst")
+EOF
