@@ -43,6 +43,14 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the image bundle for a board (default: rpi-arm64), reusing cached artifacts.
+    ///
+    /// Checks the host first (as `drydock doctor`), then builds through the cache: the rootfs,
+    /// kernel, deb-repo and raw-image artifacts in parallel; the system (kernel, container engine,
+    /// cloud-init and drydock's packages installed in a qemu-user chroot: the long step); the
+    /// image (hostname, cloud-init seed, preloads, partitions filled, compressed, block map,
+    /// SBOM). Only what changed is rebuilt: a new --hostname redoes the image step alone. The
+    /// bundle is copied to --out, SHA256SUMS last. Needs root (the chroot's mounts live in a
+    /// private mount namespace).
     Build(BuildArgs),
     /// Build one artifact of a board's pipeline on its own.
     BuildArtifact(BuildArtifactArgs),
