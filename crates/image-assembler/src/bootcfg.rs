@@ -155,12 +155,15 @@ pub fn check_rpi_boot(
     problems
 }
 
-/// `cmdline.txt` for direct boot: root by PARTUUID, read-write, then the profile's tokens.
+/// `cmdline.txt` for direct boot: root by PARTUUID, read-write, `net.ifnames=0` (the wired
+/// interface is `eth0`, as on the Pi, where raspi-firmware's hook adds it, so one default
+/// network-config fits every board), then the profile's tokens.
 pub fn direct_cmdline(root: &PartRef, cmdline: &[String]) -> String {
     let mut t = vec![
         format!("root=PARTUUID={}", root.partuuid),
         "rootfstype=ext4".into(),
         "rw".into(),
+        "net.ifnames=0".into(),
     ];
     t.extend(cmdline.iter().filter(|c| !c.starts_with("root=")).cloned());
     format!("{}\n", t.join(" "))
@@ -412,7 +415,7 @@ mod tests {
         );
         assert_eq!(
             c,
-            "root=PARTUUID=1a2b3c4d-02 rootfstype=ext4 rw console=ttyAMA0,115200 rootwait\n"
+            "root=PARTUUID=1a2b3c4d-02 rootfstype=ext4 rw net.ifnames=0 console=ttyAMA0,115200 rootwait\n"
         );
     }
 }
