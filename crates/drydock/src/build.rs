@@ -86,6 +86,25 @@ pub fn summary(o: &Outcome, out: &Path, written: &[PathBuf], secs: f64) {
 }
 
 /// `drydock build`; `quiet` (-q) hides the progress lines.
+/// The summary as JSON (`--json`): board, steps (built or cached, digest, seconds), the image
+/// stage's timings, and the bundle files with their sizes.
+pub fn json_summary(board: &str, o: &Outcome, out: &Path, written: &[PathBuf], secs: f64) -> serde_json::Value {
+    let files: Vec<serde_json::Value> = written
+        .iter()
+        .map(|p| serde_json::json!({"path": p, "size": std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)}))
+        .collect();
+    serde_json::json!({
+        "board": board,
+        "image": o.image.manifest.name,
+        "seconds": secs,
+        "steps": o.steps,
+        "timings": o.image.manifest.metadata.get("timings"),
+        "mapped-bytes": o.image.manifest.metadata.get("mapped-bytes"),
+        "out": out,
+        "files": files,
+    })
+}
+
 pub fn run(ctx: &Ctx, args: BuildArgs, quiet: bool) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let path = profile::resolve(&args.board)?;
@@ -121,11 +140,11 @@ pub fn run(ctx: &Ctx, args: BuildArgs, quiet: bool) -> Result<ExitCode> {
     progress.finish();
     let outcome = outcome?;
     let written = export(&outcome.image, &args.out.out)?;
-    summary(
-        &outcome,
-        &args.out.out,
-        &written,
-        start.elapsed().as_secs_f64(),
-    );
+    let secs = start.elapsed().as_secs_f64();
+    if args.json {
+        println!("{}", json_summary(&profile.name, &outcome, &args.out.out, &written, secs));
+    } else {
+        summary(&outcome, &args.out.out, &written, secs);
+    }
     Ok(ExitCode::SUCCESS)
 }
