@@ -21,7 +21,7 @@ use crate::profile::{BootloaderKind, Engine, FsKind, Profile};
 use crate::Ctx;
 
 /// Bumped whenever the stages' output changes for the same inputs (part of both keys).
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// Per-image options from the command line.
 #[derive(Debug, Clone, Default)]

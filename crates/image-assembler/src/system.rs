@@ -280,6 +280,11 @@ pub fn clean_tree(tree: &Path) -> Result<()> {
     for rel in ["tmp", "var/tmp", "run"] {
         empty_dir(tree, rel)?;
     }
+    // The install's own logs go; other logs are emptied (their files may be expected).
+    for rel in ["var/log/apt", "var/log/dpkg.log", "var/log/alternatives.log", "var/log/bootstrap.log", "var/log/cloud-init.log", "var/log/cloud-init-output.log"] {
+        remove(tree, rel)?;
+    }
+    std::fs::create_dir_all(tree.join("var/log/apt")).context("creating var/log/apt")?;
     clean_logs(&tree.join("var/log"))?;
     Ok(())
 }
@@ -590,6 +595,7 @@ mod tests {
             ("var/lib/dbus/machine-id", "0123"),
             ("var/log/apt/history.log", "lots"),
             ("var/log/dpkg.log.1", "old"),
+            ("var/log/syslog", "kept, emptied"),
             (
                 "var/lib/apt/lists/deb.debian.org_dists_trixie_InRelease",
                 "x",
@@ -609,11 +615,10 @@ mod tests {
         assert!(t.join("etc/ssh/sshd_config").exists());
         assert_eq!(std::fs::read(t.join("etc/machine-id")).unwrap(), b"");
         assert!(!t.join("var/lib/dbus/machine-id").exists());
-        assert_eq!(
-            std::fs::read(t.join("var/log/apt/history.log")).unwrap(),
-            b""
-        );
+        assert!(!t.join("var/log/apt/history.log").exists());
+        assert!(t.join("var/log/apt").is_dir());
         assert!(!t.join("var/log/dpkg.log.1").exists());
+        assert_eq!(std::fs::read(t.join("var/log/syslog")).unwrap(), b"");
         assert!(t.join("var/lib/apt/lists/partial").is_dir());
         assert_eq!(
             std::fs::read_dir(t.join("var/lib/apt/lists"))
