@@ -6,6 +6,7 @@
 # reads every written byte back from the target and checks it, which doubles the I/O and which
 # bmaptool copy does not do; that row is printed too.
 # Not run by CI. Usage: scripts/bench-flash.sh [IMAGE_GiB] [MAPPED_MiB] [RUNS]
+# With BENCH_IMAGE=path/to/x.img (its .bmap beside it, e.g. a drydock build), that image is used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GIB=${1:-2}
@@ -17,13 +18,21 @@ DRYDOCK=$PWD/target/release/drydock
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-flash.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-# A sparse image: MAPPED MiB of incompressible data in 8 runs spread over GIB GiB, the rest holes.
-truncate -s "${GIB}G" "$WORK/x.img"
-chunk=$((MAPPED / 8))
-for i in 0 1 2 3 4 5 6 7; do
-  dd if=/dev/urandom of="$WORK/x.img" bs=1M count="$chunk" seek=$((i * GIB * 128)) conv=notrunc,sparse status=none
-done
-bmaptool -q create "$WORK/x.img" -o "$WORK/x.bmap"
+if [ -n "${BENCH_IMAGE:-}" ]; then
+  cp --sparse=always "$BENCH_IMAGE" "$WORK/x.img"
+  bmap=$(ls "${BENCH_IMAGE}.bmap" "${BENCH_IMAGE%.img}.bmap" 2>/dev/null | head -1)
+  cp "$bmap" "$WORK/x.bmap"
+  MAPPED=$(( $(sed -n 's:.*<MappedBlocksCount> *\([0-9]*\) *</MappedBlocksCount>.*:\1:p' "$WORK/x.bmap") * 4096 / 1048576 ))
+  GIB=$(echo "scale=1; $(stat -c %s "$WORK/x.img") / 1073741824" | bc)
+else
+  # A sparse image: MAPPED MiB of incompressible data in 8 runs spread over GIB GiB, the rest holes.
+  truncate -s "${GIB}G" "$WORK/x.img"
+  chunk=$((MAPPED / 8))
+  for i in 0 1 2 3 4 5 6 7; do
+    dd if=/dev/urandom of="$WORK/x.img" bs=1M count="$chunk" seek=$((i * GIB * 128)) conv=notrunc,sparse status=none
+  done
+  bmaptool -q create "$WORK/x.img" -o "$WORK/x.bmap"
+fi
 zstd -q -T0 "$WORK/x.img" -o "$WORK/x.img.zst"
 cp "$WORK/x.bmap" "$WORK/x.img.bmap"
 

@@ -17,7 +17,11 @@ pub fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
 
 /// Write a file atomically: write a temporary file beside it, fsync, rename over, fsync the folder.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name ("x.bmap") has the empty path as parent: that is the current folder.
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)

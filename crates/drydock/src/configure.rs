@@ -487,9 +487,32 @@ fn update_sums(sums: &Path, entries: &[(String, String)], add: bool) -> Result<V
         }
     }
     if !touched.is_empty() {
-        artifact::fsutil::write_atomic(sums, image_assembler::sums::render(&list).as_bytes())?;
+        write_keep_mode(sums, sums, image_assembler::sums::render(&list).as_bytes())?;
     }
     Ok(touched)
+}
+
+/// The permission bits a rewritten file gets: those of the file it replaces, else those of
+/// `like` (the image), else 0644. (Temporary files are created 0600.)
+fn mode_for(path: &Path, like: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .or_else(|_| std::fs::metadata(like))
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the permissions of {}", path.display()))
+}
+
+/// Replace a file's content atomically, keeping its permissions.
+fn write_keep_mode(path: &Path, like: &Path, data: &[u8]) -> Result<()> {
+    let mode = mode_for(path, like);
+    artifact::fsutil::write_atomic(path, data)?;
+    set_mode(path, mode)
 }
 
 fn file_name(p: &Path) -> String {
@@ -532,6 +555,8 @@ fn finish_bundle(
     }
     .with_context(|| format!("hashing {}", raw.display()))?;
     if let Some(t) = zst_tmp {
+        let mode = mode_for(published, original);
+        set_mode(t.path(), mode)?;
         t.persist(published)
             .map_err(|e| e.error)
             .with_context(|| format!("replacing {}", published.display()))?;
@@ -544,7 +569,7 @@ fn finish_bundle(
     if let Some(bm) = &b.bmap {
         let text = image_assembler::bmap::render(&scan.bmap)?;
         let path = bm.with_file_name(bmap_name_for(original, bm, &pub_name));
-        artifact::fsutil::write_atomic(&path, text.as_bytes())?;
+        write_keep_mode(&path, bm, text.as_bytes())?;
         notes.push(format!("wrote {}", path.display()));
         sums.push((file_name(&path), artifact::sha256_bytes(text.as_bytes())));
     }
@@ -696,15 +721,23 @@ pub fn run(_ctx: &Ctx, args: ConfigureArgs) -> Result<ExitCode> {
             for note in notes {
                 println!("  {note}");
             }
-            for sibling in [".zst", ".xz"]
-                .iter()
-                .map(|s| format!("{}{s}", file_name(image)))
-            {
+            // The other form of the same image (x.img <-> x.img.zst) was not changed.
+            let name = file_name(image);
+            let siblings = match name.strip_suffix(".zst") {
+                Some(raw_name) => vec![raw_name.to_string()],
+                None => vec![format!("{name}.zst"), format!("{name}.xz")],
+            };
+            for sibling in siblings {
                 let p = image.with_file_name(&sibling);
-                if format == Format::Raw && p.is_file() {
+                if p.is_file() && !(a.written.is_empty() && a.copied.is_empty()) {
                     eprintln!(
-                        "note: {} beside it still holds the image as it was; configure that file too if you flash it",
-                        p.display()
+                        "note: {} beside it still holds the image as it was{}; configure it too before flashing it",
+                        p.display(),
+                        if b.bmap.is_some() {
+                            " (and the bmap now describes the configured one)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
@@ -723,6 +756,7 @@ fn finish_bundle_after_persist(
     raw.as_file()
         .sync_all()
         .with_context(|| format!("syncing {}", raw.path().display()))?;
+    set_mode(raw.path(), mode_for(dest, image))?;
     raw.persist(dest)
         .map_err(|e| e.error)
         .with_context(|| format!("writing {}", dest.display()))?;

@@ -222,7 +222,7 @@ fn zst_image_is_rewritten_with_its_bmap_and_sums() {
     let img = d.path().join("x.img");
     image(&img, false);
     sh(&format!(
-        "cd {} && zstd -q -3 x.img -o x.img.zst && bmaptool -q create x.img -o x.bmap && sha256sum x.img x.img.zst x.bmap > SHA256SUMS && rm x.img",
+        "cd {} && zstd -q -3 x.img -o x.img.zst && bmaptool -q create x.img -o x.bmap && sha256sum x.img x.img.zst x.bmap > SHA256SUMS && rm x.img && chmod 644 x.img.zst x.bmap SHA256SUMS",
         d.path().display()
     ));
     let zst = d.path().join("x.img.zst");
@@ -235,6 +235,12 @@ fn zst_image_is_rewritten_with_its_bmap_and_sums() {
             .arg("--ssh-key")
             .arg(&key),
     );
+    // The rewritten files keep their permissions (temporary files are made 0600).
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["x.img.zst", "x.bmap", "SHA256SUMS"] {
+        let mode = std::fs::metadata(d.path().join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{f}");
+    }
     // No temporary files are left beside it.
     let names: Vec<String> = std::fs::read_dir(d.path())
         .unwrap()
@@ -276,10 +282,10 @@ fn in_place_img_updates_bmap_and_sums() {
         d.path().display()
     ));
     run_ok(
+        // A bare file name, run from the image's folder.
         drydock()
-            .arg("configure")
-            .arg(&img)
-            .args(["--locale", "C.UTF-8"]),
+            .current_dir(d.path())
+            .args(["configure", "x.img", "--locale", "C.UTF-8"]),
     );
     let o = Command::new("sha256sum")
         .args(["-c", "SHA256SUMS"])
