@@ -6,7 +6,7 @@
 # reads every written byte back from the target and checks it, which doubles the I/O and which
 # bmaptool copy does not do; that row is printed too.
 # Not run by CI. Usage: scripts/bench-flash.sh [IMAGE_GiB] [MAPPED_MiB] [RUNS]
-# With BENCH_IMAGE=path/to/x.img (its .bmap beside it, e.g. a drydock build), that image is used.
+# With BENCH_IMAGE=path/to/x.img (e.g. a drydock build), that image is used (bmap made by bmaptool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GIB=${1:-2}
@@ -20,8 +20,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 if [ -n "${BENCH_IMAGE:-}" ]; then
   cp --sparse=always "$BENCH_IMAGE" "$WORK/x.img"
-  bmap=$(ls "${BENCH_IMAGE}.bmap" "${BENCH_IMAGE%.img}.bmap" 2>/dev/null | head -1)
-  cp "$bmap" "$WORK/x.bmap"
+  bmaptool -q create "$WORK/x.img" -o "$WORK/x.bmap"
   MAPPED=$(( $(sed -n 's:.*<MappedBlocksCount> *\([0-9]*\) *</MappedBlocksCount>.*:\1:p' "$WORK/x.bmap") * 4096 / 1048576 ))
   GIB=$(echo "scale=1; $(stat -c %s "$WORK/x.img") / 1073741824" | bc)
 else
@@ -42,7 +41,9 @@ timeit() {
   local best="" t0 t1 s
   for _ in $(seq "$RUNS"); do
     rm -f "$WORK/out.img"; drop_caches
-    t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
+    t0=$(date +%s.%N)
+    "$@" >/dev/null 2>"$WORK/err" || { echo "failed: $*" >&2; cat "$WORK/err" >&2; exit 1; }
+    t1=$(date +%s.%N)
     s=$(echo "$t1 - $t0" | bc -l)
     if [ -z "$best" ] || [ "$(echo "$s < $best" | bc -l)" = 1 ]; then best=$s; fi
   done

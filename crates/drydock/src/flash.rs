@@ -790,7 +790,12 @@ pub fn run(_ctx: &Ctx, args: FlashArgs) -> Result<ExitCode> {
                 .arg("--rereadpt")
                 .arg(&d.path),
         ) {
-            tracing::warn!("could not make the kernel re-read the partition table: {e}");
+            // EINVAL: a device without partition support (a loop device without -P).
+            if e.stderr_tail().contains("Invalid argument") {
+                tracing::debug!("the kernel does not re-read partitions of this device: {e}");
+            } else {
+                tracing::warn!("could not make the kernel re-read the partition table: {e}");
+            }
         }
     }
 

@@ -238,7 +238,11 @@ fn zst_image_is_rewritten_with_its_bmap_and_sums() {
     // The rewritten files keep their permissions (temporary files are made 0600).
     use std::os::unix::fs::PermissionsExt;
     for f in ["x.img.zst", "x.bmap", "SHA256SUMS"] {
-        let mode = std::fs::metadata(d.path().join(f)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(d.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o644, "{f}");
     }
     // No temporary files are left beside it.
