@@ -20,7 +20,7 @@ use crate::checks::disk::ImageDisk;
 use crate::checks::image::{read_follow, FsRead};
 use crate::checks::layout::cmdline as image_cmdline;
 use crate::checks::subject::{HostFacts, Subject};
-use crate::checks::{bundle, readiness, Report};
+use crate::checks::{readiness, Report};
 use crate::cli::BootTestArgs;
 use crate::image_test::{board_for, print_report, require_image};
 use crate::profile::{self, BootloaderKind, Engine, Profile};
@@ -49,7 +49,8 @@ pub struct Prepared {
     pub root_start: u64,
     /// Kernel version the image boots.
     pub kernel_version: String,
-    /// Whether the bundle says it carries the test container as a preload.
+    /// Whether the image carries the test container as a preload (in the assembler's preload
+    /// folder).
     pub image_has_preload: bool,
 }
 
@@ -243,6 +244,14 @@ pub fn prepare(profile: &Profile, image: &Path, work: &Path) -> Result<Prepared>
     };
     launch.append = qemu_cmdline(&line, &q.console);
     let root_part = root.part.clone();
+    // The assembler puts preload archives into the root file system; the image's first boot
+    // loads them into the engine.
+    let preload_path = format!(
+        "{}/{}",
+        image_assembler::image::PRELOAD_DIR,
+        test_container::ARCHIVE
+    );
+    let image_has_preload = matches!(root.fs.stat(&preload_path), Ok(Some(_)));
     let boot_start = boot.map(|b| b.part.start);
     drop(subject);
     drop(disk);
@@ -263,16 +272,6 @@ pub fn prepare(profile: &Profile, image: &Path, work: &Path) -> Result<Prepared>
     configure_copy(&disk_path, profile, &user, &hostname, &key.public)?;
     launch.disk = disk_path;
     launch.serial_log = work.join("serial.log");
-    let b = bundle::find(image);
-    let image_has_preload = b
-        .manifest
-        .as_ref()
-        .and_then(|m| m.as_ref().ok())
-        .map(|m| {
-            m.to_string().contains(test_container::IMAGE_REF)
-                || m.to_string().contains(test_container::ARCHIVE)
-        })
-        .unwrap_or(false);
     Ok(Prepared {
         work: work.to_path_buf(),
         launch,
