@@ -222,7 +222,7 @@ pub const GPT_TYPES: &[(&str, &str)] = &[
     ("linux-root-x86-64", "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"),
     ("linux-home", "933ac7e1-2eb4-4f13-b844-0e14e2aef915"),
     ("linux-swap", "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f"),
-    ("basic-data", "ebd0a0a2-b9e5-4433-87c0-68b9b99b4eb7"),
+    ("basic-data", "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7"),
     ("bios-boot", "21686148-6449-6e6f-744e-656564454649"),
 ];
 
@@ -275,7 +275,7 @@ impl Partition {
     pub fn gpt_type_guid(&self) -> std::result::Result<String, String> {
         match &self.gpt_type {
             None => Ok(match self.fs {
-                Fs::Fat32 => "ebd0a0a2-b9e5-4433-87c0-68b9b99b4eb7".into(),
+                Fs::Fat32 => "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7".into(),
                 _ => "0fc63daf-8483-4772-8e79-3d69d8477de4".into(),
             }),
             Some(t) => {

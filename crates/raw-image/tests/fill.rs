@@ -337,3 +337,37 @@ fn ab_gpt() {
 fn ab_hybrid_mbr() {
     ab_case(TableKind::HybridMbr);
 }
+
+/// Every short GPT type name maps to the GUID util-linux's sfdisk knows by that name (a typo in
+/// a GUID would still agree with itself in `check_sfdisk`, but not with sfdisk's own table).
+#[test]
+fn gpt_type_names_agree_with_sfdisk() {
+    let out = run_ok(Command::new("sfdisk").args(["--label", "gpt", "-T"]));
+    let known: std::collections::HashMap<String, String> = out
+        .lines()
+        .filter_map(|l| {
+            let (guid, name) = l.trim().split_once(char::is_whitespace)?;
+            Some((guid.to_lowercase(), name.trim().to_string()))
+        })
+        .collect();
+    let want = [
+        ("esp", "EFI System"),
+        ("linux", "Linux filesystem"),
+        ("linux-root-arm64", "Linux root (ARM-64)"),
+        ("linux-root-arm", "Linux root (ARM)"),
+        ("linux-root-x86-64", "Linux root (x86-64)"),
+        ("linux-home", "Linux home"),
+        ("linux-swap", "Linux swap"),
+        ("basic-data", "Microsoft basic data"),
+        ("bios-boot", "BIOS boot"),
+    ];
+    assert_eq!(raw_image::layout::GPT_TYPES.len(), want.len());
+    for (short, name) in want {
+        let guid = raw_image::layout::GPT_TYPES
+            .iter()
+            .find(|(s, _)| *s == short)
+            .unwrap_or_else(|| panic!("{short} missing"))
+            .1;
+        assert_eq!(known.get(guid).map(String::as_str), Some(name), "{short} = {guid}");
+    }
+}
