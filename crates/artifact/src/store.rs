@@ -70,6 +70,14 @@ pub struct GcReport {
     pub freed_bytes: u64,
 }
 
+/// Auxiliary folders holding per-build scratch space; `gc` removes children older than its
+/// `stale` age (what a killed build left behind).
+pub const SCRATCH_AUX: &[&str] = &["work", "kernel/builds"];
+
+/// Auxiliary folders holding reusable caches, one child per item; `gc` keeps the `keep` most
+/// recently made.
+pub const REUSABLE_AUX: &[&str] = &["kernel/trees"];
+
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -343,7 +351,46 @@ impl Store {
                 self.remove(&dir, &mut report)?;
             }
         }
+        // Scratch folders that a killed build left behind (a running build touches its own).
+        for rel in SCRATCH_AUX {
+            for (age, path) in self.aux_children(rel)? {
+                if age >= stale {
+                    self.remove(&path, &mut report)?;
+                }
+            }
+        }
+        // Caches kept for speed only (unpacked kernel sources): the most recently made.
+        for rel in REUSABLE_AUX {
+            let mut c = self.aux_children(rel)?;
+            c.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, path) in c.into_iter().skip(keep) {
+                self.remove(&path, &mut report)?;
+            }
+        }
         Ok(report)
+    }
+
+    /// Children of `aux/<rel>` with the time since each was last modified (none if missing).
+    fn aux_children(&self, rel: &str) -> Result<Vec<(Duration, PathBuf)>> {
+        let dir = self.root.join("aux").join(rel);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).io_context(|| format!("listing {}", dir.display())),
+        };
+        let now = SystemTime::now();
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e.io_context(|| format!("listing {}", dir.display()))?;
+            let age = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            out.push((age, e.path()));
+        }
+        Ok(out)
     }
 
     fn remove(&self, path: &Path, report: &mut GcReport) -> Result<()> {
@@ -446,6 +493,33 @@ mod tests {
         let r = s.gc(3, Duration::ZERO).unwrap();
         assert_eq!(r.removed, vec![staging.clone()]);
         assert!(!staging.exists());
+    }
+
+    /// gc removes scratch folders older than `stale` (a killed build's work folder) and keeps
+    /// only the `keep` newest reusable caches; young scratch folders (a running build) stay.
+    #[test]
+    fn gc_cleans_aux_scratch_and_old_caches() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        let old_work = s.aux_dir("work/assemble-old").unwrap();
+        std::fs::write(old_work.join("big"), vec![0u8; 4096]).unwrap();
+        let trees: Vec<_> = (0..3)
+            .map(|i| {
+                let t = s.aux_dir(&format!("kernel/trees/t{i}")).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                t
+            })
+            .collect();
+        // Nothing is stale after an hour: the work folder stays; the oldest tree goes (keep 2).
+        let r = s.gc(2, Duration::from_secs(3600)).unwrap();
+        assert!(old_work.exists());
+        assert_eq!(r.removed, vec![trees[0].clone()]);
+        assert!(trees[1].exists() && trees[2].exists());
+        // With no grace period the abandoned work folder goes too, and its bytes are counted.
+        let r = s.gc(2, Duration::ZERO).unwrap();
+        assert_eq!(r.removed, vec![old_work.clone()]);
+        assert!(r.freed_bytes >= 4096, "{}", r.freed_bytes);
+        assert!(!old_work.exists());
     }
 
     /// A crash midway through writing the final folder by hand (manifest missing, or a file cut

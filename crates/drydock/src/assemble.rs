@@ -387,6 +387,7 @@ pub fn image(
             "hostname": spec.hostname,
             "compression": spec.compression,
             "artifacts": all,
+            "preload": spec.preload,
             "image": report.image,
             "image-sha256": report.image_sha256,
             "image-size": report.image_size,

@@ -88,7 +88,13 @@ pub fn summary(o: &Outcome, out: &Path, written: &[PathBuf], secs: f64) {
 /// `drydock build`; `quiet` (-q) hides the progress lines.
 /// The summary as JSON (`--json`): board, steps (built or cached, digest, seconds), the image
 /// stage's timings, and the bundle files with their sizes.
-pub fn json_summary(board: &str, o: &Outcome, out: &Path, written: &[PathBuf], secs: f64) -> serde_json::Value {
+pub fn json_summary(
+    board: &str,
+    o: &Outcome,
+    out: &Path,
+    written: &[PathBuf],
+    secs: f64,
+) -> serde_json::Value {
     let files: Vec<serde_json::Value> = written
         .iter()
         .map(|p| serde_json::json!({"path": p, "size": std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)}))
@@ -142,7 +148,10 @@ pub fn run(ctx: &Ctx, args: BuildArgs, quiet: bool) -> Result<ExitCode> {
     let written = export(&outcome.image, &args.out.out)?;
     let secs = start.elapsed().as_secs_f64();
     if args.json {
-        println!("{}", json_summary(&profile.name, &outcome, &args.out.out, &written, secs));
+        println!(
+            "{}",
+            json_summary(&profile.name, &outcome, &args.out.out, &written, secs)
+        );
     } else {
         summary(&outcome, &args.out.out, &written, secs);
     }

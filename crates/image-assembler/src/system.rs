@@ -281,7 +281,14 @@ pub fn clean_tree(tree: &Path) -> Result<()> {
         empty_dir(tree, rel)?;
     }
     // The install's own logs go; other logs are emptied (their files may be expected).
-    for rel in ["var/log/apt", "var/log/dpkg.log", "var/log/alternatives.log", "var/log/bootstrap.log", "var/log/cloud-init.log", "var/log/cloud-init-output.log"] {
+    for rel in [
+        "var/log/apt",
+        "var/log/dpkg.log",
+        "var/log/alternatives.log",
+        "var/log/bootstrap.log",
+        "var/log/cloud-init.log",
+        "var/log/cloud-init-output.log",
+    ] {
         remove(tree, rel)?;
     }
     std::fs::create_dir_all(tree.join("var/log/apt")).context("creating var/log/apt")?;

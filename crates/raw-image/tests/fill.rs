@@ -368,6 +368,10 @@ fn gpt_type_names_agree_with_sfdisk() {
             .find(|(s, _)| *s == short)
             .unwrap_or_else(|| panic!("{short} missing"))
             .1;
-        assert_eq!(known.get(guid).map(String::as_str), Some(name), "{short} = {guid}");
+        assert_eq!(
+            known.get(guid).map(String::as_str),
+            Some(name),
+            "{short} = {guid}"
+        );
     }
 }

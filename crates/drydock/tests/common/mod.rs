@@ -266,5 +266,18 @@ pub fn e2e_bundle(board: &str) -> PathBuf {
     assert!(status.success(), "drydock build {board} failed");
     let img = out.join(format!("{}.img", profile.image_name()));
     assert!(img.is_file(), "no {} after drydock build", img.display());
+    // The bundle's manifest names the preloaded archive and its sha256.
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let (sha, _) = artifact::sha256_file(&archive).unwrap();
+    let listed = m["metadata"]["preload"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        listed.iter().any(|p| p["sha256"] == sha.as_str()),
+        "manifest.json preload {listed:?} does not list {} ({sha})",
+        archive.display()
+    );
     img
 }
