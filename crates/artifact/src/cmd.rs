@@ -137,7 +137,9 @@ pub fn run(cmd: &mut Command) -> Result<Output, CommandError> {
 /// with `target: "tool"`, so `-v` shows progress), their tail kept for the error.
 pub fn run_logged(cmd: &mut Command) -> Result<(), CommandError> {
     let line = display(cmd);
-    tracing::info!(command = %line, "running");
+    // The program at `info`; the whole command line (often a long script) with `-v`.
+    tracing::info!("running {}", cmd.get_program().to_string_lossy());
+    tracing::debug!(command = %line, "running");
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
