@@ -20,8 +20,12 @@ use image_assembler::system::{SystemInputs, SystemSpec};
 use crate::profile::{BootloaderKind, Engine, FsKind, Profile};
 use crate::Ctx;
 
-/// Bumped whenever the stages' output changes for the same inputs (part of both keys).
+/// Bumped whenever the system stage's output changes for the same inputs (part of its key).
 pub const FORMAT: u32 = 2;
+
+/// Bumped whenever the image stage's output (the bundle, its manifest) changes for the same
+/// inputs (part of its key); cheap to rebuild, so kept apart from [`FORMAT`].
+pub const IMAGE_FORMAT: u32 = 3;
 
 /// Per-image options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -351,7 +355,7 @@ pub fn image_plan(
         preload_files: files,
         tree_cache: Some((tree_cache, system.digest().to_string())),
     };
-    let mut key = CacheKey::new("image", &(&spec, FORMAT)).input("system", system.digest());
+    let mut key = CacheKey::new("image", &(&spec, IMAGE_FORMAT)).input("system", system.digest());
     key = tool(key, "mke2fs", "e2fsprogs");
     key = tool(key, "mkfs.vfat", "dosfstools");
     key = tool(key, "mcopy", "mtools");
