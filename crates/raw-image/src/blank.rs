@@ -16,7 +16,7 @@ use crate::layout::Layout;
 pub const KIND: &str = "raw-image";
 
 /// Bumped when the bytes this crate writes change for the same inputs (part of the cache key).
-pub const FORMAT_REVISION: u32 = 1;
+pub const FORMAT_REVISION: u32 = 2;
 
 /// The default epoch when `SOURCE_DATE_EPOCH` is unset: 1980-01-01, the earliest FAT time.
 pub const DEFAULT_EPOCH: i64 = 315_532_800;
