@@ -355,7 +355,11 @@ pub fn image_plan(
         preload_files: files,
         tree_cache: Some((tree_cache, system.digest().to_string())),
     };
-    let mut key = CacheKey::new("image", &(&spec, IMAGE_FORMAT, raw_image::blank::FORMAT_REVISION)).input("system", system.digest());
+    let mut key = CacheKey::new(
+        "image",
+        &(&spec, IMAGE_FORMAT, raw_image::blank::FORMAT_REVISION),
+    )
+    .input("system", system.digest());
     key = tool(key, "mke2fs", "e2fsprogs");
     key = tool(key, "mkfs.vfat", "dosfstools");
     key = tool(key, "mcopy", "mtools");

@@ -244,14 +244,20 @@ pub fn prepare(profile: &Profile, image: &Path, work: &Path) -> Result<Prepared>
     };
     launch.append = qemu_cmdline(&line, &q.console);
     let root_part = root.part.clone();
-    // The assembler puts preload archives into the root file system; the image's first boot
-    // loads them into the engine.
+    // The assembler puts preload archives on the boot partition (PRELOAD_DIR, under its mount
+    // point); the image's first boot loads them into the engine.
     let preload_path = format!(
         "{}/{}",
         image_assembler::image::PRELOAD_DIR,
         test_container::ARCHIVE
     );
-    let image_has_preload = matches!(root.fs.stat(&preload_path), Ok(Some(_)));
+    let image_has_preload = [Some(root), boot].into_iter().flatten().any(|m| {
+        let mount = m.spec.mount.as_deref().unwrap_or("/").trim_end_matches('/');
+        preload_path
+            .strip_prefix(mount)
+            .filter(|rel| rel.starts_with('/'))
+            .is_some_and(|rel| matches!(m.fs.stat(rel), Ok(Some(_))))
+    });
     let boot_start = boot.map(|b| b.part.start);
     drop(subject);
     drop(disk);

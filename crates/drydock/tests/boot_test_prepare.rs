@@ -103,6 +103,19 @@ fn prepare_grows_configures_and_unpacks_a_copy() {
     assert!(line.contains("-M raspi3b"), "{line}");
     assert!(line.contains("if=sd"), "{line}");
     assert!(line.contains("hostfwd=tcp:127.0.0.1:2299-:22"), "{line}");
+
+    // The fixture preloads nothing; with the test container in the boot partition's preload
+    // folder (where the assembler puts it), prepare sees it.
+    assert!(!p.image_has_preload);
+    let f = fat(&img, 1);
+    f.mkdir_p("preload").unwrap();
+    f.write(
+        &format!("preload/{}", drydock::test_container::ARCHIVE),
+        b"archive",
+    )
+    .unwrap();
+    let p = prepare(&profile, &img, &dir.path().join("work2")).unwrap();
+    assert!(p.image_has_preload);
 }
 
 #[test]
