@@ -98,6 +98,7 @@ fn configure_copy(
     user: &str,
     hostname: &str,
     pubkey: &str,
+    work: &Path,
 ) -> Result<()> {
     let salt = secrets::random_salt().map_err(anyhow::Error::msg)?;
     let pw = format!("bt-{salt}");
@@ -108,7 +109,20 @@ fn configure_copy(
         ssh_keys: Some(vec![pubkey.to_string()]),
         ..Default::default()
     };
-    crate::configure::apply_to(disk, Some(profile), &changes, &[])
+    // QEMU's NIC under another name than the image's network-config expects: DHCP on that one.
+    let mut files = Vec::new();
+    if let Some(iface) = profile.qemu.as_ref().and_then(|q| q.interface.as_deref()) {
+        let src = work.join("network-config");
+        write_file(
+            &src,
+            format!("version: 2\nethernets:\n  {iface}:\n    dhcp4: true\n").as_bytes(),
+        )?;
+        files.push(crate::configure::FileCopy {
+            src,
+            dest: "network-config".into(),
+        });
+    }
+    crate::configure::apply_to(disk, Some(profile), &changes, &files)
         .context("configuring the seed of the test copy")?;
     Ok(())
 }
@@ -275,7 +289,7 @@ pub fn prepare(profile: &Profile, image: &Path, work: &Path) -> Result<Prepared>
             image.display()
         );
     }
-    configure_copy(&disk_path, profile, &user, &hostname, &key.public)?;
+    configure_copy(&disk_path, profile, &user, &hostname, &key.public, work)?;
     launch.disk = disk_path;
     launch.serial_log = work.join("serial.log");
     Ok(Prepared {

@@ -362,6 +362,11 @@ pub struct Qemu {
     /// Disk size for boot tests (a power of two on raspi).
     #[serde(default = "default_disk")]
     pub disk_size: Size,
+    /// The name the guest gives QEMU's network device, when it is not the `eth0` the image's
+    /// network-config expects (raspi3b's `usb-net` is a USB CDC device: `usb0`). boot-test's
+    /// seed then does DHCP on it.
+    #[serde(default)]
+    pub interface: Option<String>,
 }
 
 fn default_memory() -> Size {
@@ -533,6 +538,20 @@ impl Profile {
                     ARCHES.join(", ")
                 ),
             ));
+        }
+        if let Some(i) = self.qemu.as_ref().and_then(|q| q.interface.as_deref()) {
+            if i.is_empty()
+                || i.len() > 15
+                || !i
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(err(
+                    "interface",
+                    0,
+                    format!("qemu.interface: {i:?} is not a network interface name (1-15 letters, digits, - or _)"),
+                ));
+            }
         }
         if self.name.is_empty()
             || !self

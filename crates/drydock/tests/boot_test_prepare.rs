@@ -73,6 +73,13 @@ fn prepare_grows_configures_and_unpacks_a_copy() {
     let md = String::from_utf8(cf.read("meta-data").unwrap()).unwrap();
     let md0 = String::from_utf8(f.read("meta-data").unwrap()).unwrap();
     assert_ne!(md, md0, "instance-id changes with the seed");
+    // raspi3b's NIC is usb0 in the guest (the profile's qemu.interface): DHCP on that.
+    assert_eq!(
+        profile.qemu.as_ref().unwrap().interface.as_deref(),
+        Some("usb0")
+    );
+    let nc = String::from_utf8(cf.read("network-config").unwrap()).unwrap();
+    assert!(nc.contains("  usb0:\n    dhcp4: true"), "{nc}");
     // The copy's FAT is still clean.
     let part = raw_image::inspect::read_table(disk)
         .unwrap()

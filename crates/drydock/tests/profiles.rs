@@ -160,6 +160,22 @@ fn fat_label_too_long() {
 }
 
 #[test]
+fn bad_qemu_interface_name() {
+    let (code, err, path, _d) =
+        run_edited("bad-iface", "interface: usb0", "interface: usb0;reboot");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("qemu.interface") && err.contains("usb0;reboot"),
+        "{err}"
+    );
+    let line = line_of(&path, "interface: usb0;reboot");
+    assert!(
+        err.contains(&format!(":{line}:")),
+        "line {line} not named: {err}"
+    );
+}
+
+#[test]
 fn missing_profile_file() {
     let out = drydock()
         .args(["boards", "show", "/nonexistent/board.yaml"])
