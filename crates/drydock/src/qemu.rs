@@ -262,6 +262,7 @@ mod tests {
             console: "ttyS1".into(),
             net: Some("usb-net".into()),
             disk_size: Size(4 << 30),
+            interface: Some("usb0".into()),
         }
     }
 

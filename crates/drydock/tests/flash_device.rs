@@ -12,16 +12,18 @@ use std::process::Command;
 
 use configure_fixture::*;
 
+/// Whether loop devices can be made here. Outside CI a machine without them skips these tests
+/// (saying so); under CI (`CI=true`, as root) a missing capability is a failure, not a skip.
 fn can_loop() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: flash tests on loop devices need root");
-        return false;
-    }
-    if !Path::new("/dev/loop-control").exists() {
-        eprintln!("skipping: no /dev/loop-control (no loop device support)");
-        return false;
-    }
-    true
+    let why = if !nix::unistd::geteuid().is_root() {
+        "flash tests on loop devices need root"
+    } else if !Path::new("/dev/loop-control").exists() {
+        "no /dev/loop-control (no loop device support)"
+    } else {
+        return true;
+    };
+    artifact::skip_test(why);
+    false
 }
 
 /// A loop device over a file, detached on drop.
@@ -282,7 +284,7 @@ fn the_disk_holding_root_is_refused() {
     let o = run_ok(Command::new("findmnt").args(["-n", "-o", "SOURCE", "/"]));
     let src = String::from_utf8_lossy(&o.stdout).trim().to_string();
     if !src.starts_with("/dev/") {
-        eprintln!("skipping: / is on {src:?}, not a block device");
+        artifact::skip_test(&format!("/ is on {src:?}, not a block device"));
         return;
     }
     // The whole disk under the root file system's device.

@@ -69,7 +69,7 @@ fn rpi_raw_image_reproducible_and_unprivileged() {
             false,
         );
         assert_eq!(a, b, "built twice, the same sha256");
-        eprintln!("not root: the setpriv (unprivileged) run is skipped");
+        artifact::skip_test("not root: the setpriv (unprivileged) run");
         return;
     }
     // nobody gets a readable copy of the binary and boards, and its own cache and output folders.

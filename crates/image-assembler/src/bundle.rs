@@ -353,8 +353,8 @@ mod tests {
     #[test]
     fn bmaptool_copy_accepts_our_bmap() {
         if artifact::cmd::which("bmaptool").is_none() {
-            eprintln!(
-                "skipping: bmaptool not installed (scripts/setup-host.sh installs bmap-tools)"
+            artifact::skip_test(
+                "bmaptool not installed (scripts/setup-host.sh installs bmap-tools)",
             );
             return;
         }
@@ -396,7 +396,7 @@ mod tests {
     #[test]
     fn zip_roundtrip() {
         if artifact::cmd::which("zip").is_none() || artifact::cmd::which("unzip").is_none() {
-            eprintln!("skipping: zip/unzip not installed");
+            artifact::skip_test("zip/unzip not installed");
             return;
         }
         let d = tempfile::tempdir().unwrap();

@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn namespace_mounts_vanish() {
         if !can_unshare() {
-            eprintln!("skipping: cannot create mount namespaces here (needs root)");
+            artifact::skip_test("cannot create mount namespaces here (needs root)");
             return;
         }
         let d = tempfile::tempdir().unwrap();

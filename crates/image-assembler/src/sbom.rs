@@ -258,8 +258,8 @@ mod tests {
     #[test]
     fn pyspdxtools_validates() {
         let Some(tool) = pyspdxtools() else {
-            eprintln!(
-                "skipping: pyspdxtools not found (scripts/setup-host.sh installs it in a venv)"
+            artifact::skip_test(
+                "pyspdxtools not found (scripts/setup-host.sh installs it in a venv)",
             );
             return;
         };
