@@ -160,9 +160,10 @@ impl Store {
 
     /// Build into a staging folder beside the final location and publish atomically.
     ///
-    /// The closure gets an empty folder and returns the manifest; the store (re)computes the file
-    /// list from the folder's contents, writes `manifest.json` last, fsyncs and renames. On error
-    /// the staging folder is removed.
+    /// The closure gets an empty folder and returns the manifest; the store completes the file
+    /// list from the folder's contents (entries the closure listed are kept when they name a
+    /// regular file of that size; the rest is hashed), writes `manifest.json` last, fsyncs and
+    /// renames. On error the staging folder is removed.
     pub fn publish<E>(
         &self,
         key: &CacheKey,
@@ -181,7 +182,18 @@ impl Store {
         let mut manifest = build(staging.path())?;
         manifest.kind = key.kind().to_string();
         manifest.inputs_digest = digest.clone();
-        manifest.files.clear();
+        // Files the builder already hashed while writing them (e.g. the image stage's one pass
+        // over a 2 GB image) are kept when they name a regular file of that size in the folder;
+        // every other file is hashed here.
+        manifest.files.retain(|f| {
+            let safe = !f.path.is_empty()
+                && !f.path.starts_with('/')
+                && f.path
+                    .split('/')
+                    .all(|c| c != ".." && c != "." && !c.is_empty());
+            safe && std::fs::symlink_metadata(staging.path().join(&f.path))
+                .is_ok_and(|m| m.is_file() && m.len() == f.size)
+        });
         manifest.add_files_from(staging.path())?;
         self.finish_publish(staging, &kdir, &digest, manifest)
             .map_err(E::from)
@@ -430,6 +442,7 @@ pub fn du(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::FileEntry;
 
     fn key(n: u32) -> CacheKey {
         CacheKey::new("test", &n)
@@ -493,6 +506,42 @@ mod tests {
         let r = s.gc(3, Duration::ZERO).unwrap();
         assert_eq!(r.removed, vec![staging.clone()]);
         assert!(!staging.exists());
+    }
+
+    /// Entries the builder hashed itself are kept when they fit the folder; a stale or unsafe
+    /// one (wrong size, missing file, path outside the folder) is dropped and the real file hashed.
+    #[test]
+    fn publish_keeps_prehashed_entries_that_fit() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        let e = s
+            .publish(&key(9), |dir: &Path| -> Result<Manifest> {
+                std::fs::write(dir.join("a.bin"), b"aaaa").unwrap();
+                std::fs::write(dir.join("b.bin"), b"bbbb").unwrap();
+                let mut m = Manifest::new("test", "t", "1", "all", "");
+                let pre = |path: &str, size, sha: &str| FileEntry {
+                    path: path.into(),
+                    size,
+                    sha256: sha.into(),
+                };
+                m.files.push(pre("a.bin", 4, "prehashed"));
+                m.files.push(pre("b.bin", 3, "wrong-size"));
+                m.files.push(pre("gone.bin", 1, "missing"));
+                m.files.push(pre("../escape", 4, "outside"));
+                Ok(m)
+            })
+            .unwrap();
+        let got: Vec<_> = e
+            .manifest
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.sha256.clone()))
+            .collect();
+        let (b_sha, _) = crate::sha256_file(&e.path("b.bin")).unwrap();
+        assert_eq!(
+            got,
+            vec![("a.bin", "prehashed".to_string()), ("b.bin", b_sha)]
+        );
     }
 
     /// gc removes scratch folders older than `stale` (a killed build's work folder) and keeps

@@ -81,6 +81,7 @@ pub struct ImageReport {
     pub mapped_bytes: u64,
     pub compressed: Option<String>,
     pub compressed_size: Option<u64>,
+    pub compressed_sha256: Option<String>,
     pub bmap: String,
     pub sbom: String,
     pub partitions: Vec<raw_image::build::FilledPartition>,
@@ -464,13 +465,14 @@ pub fn build(
     std::fs::write(out.join(&n.sbom), &sbom_text).with_context(|| format!("writing {}", n.sbom))?;
     // SHA256SUMS last: its presence marks a complete bundle.
     let mut entries = vec![(n.img.clone(), scan.sha256.clone())];
-    let mut compressed_size = None;
+    let (mut compressed_size, mut compressed_sha256) = (None, None);
     if let Some(c) = &n.compressed {
         let (sha, size) = match &scan.compressed {
             Some(x) => x.clone(),
             None => artifact::sha256_file(&out.join(c))?,
         };
         compressed_size = Some(size);
+        compressed_sha256 = Some(sha.clone());
         entries.push((c.clone(), sha));
     }
     for name in [&n.bmap, &n.sbom] {
@@ -485,6 +487,7 @@ pub fn build(
         mapped_bytes: scan.mapped_bytes,
         compressed: n.compressed,
         compressed_size,
+        compressed_sha256,
         bmap: n.bmap,
         sbom: n.sbom,
         partitions: filled.partitions,
