@@ -330,13 +330,7 @@ impl Store {
                 if !e.file_name().to_string_lossy().starts_with(".tmp-") {
                     continue;
                 }
-                let age = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|m| now.duration_since(m).ok())
-                    .unwrap_or_default();
-                if age >= stale {
+                if age_of(&e, now) >= stale {
                     self.remove(&e.path(), &mut report)?;
                 }
             }
@@ -394,13 +388,7 @@ impl Store {
         let mut out = Vec::new();
         for e in rd {
             let e = e.io_context(|| format!("listing {}", dir.display()))?;
-            let age = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or_default();
-            out.push((age, e.path()));
+            out.push((age_of(&e, now), e.path()));
         }
         Ok(out)
     }
@@ -415,6 +403,15 @@ impl Store {
         report.removed.push(path.to_path_buf());
         Ok(())
     }
+}
+
+/// Time since a folder entry was last modified (zero if unknown or in the future).
+fn age_of(e: &std::fs::DirEntry, now: SystemTime) -> Duration {
+    e.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| now.duration_since(m).ok())
+        .unwrap_or_default()
 }
 
 /// Mark an entry as recently used (its folder's mtime), best effort.

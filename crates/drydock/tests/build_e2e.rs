@@ -52,6 +52,16 @@ fn sha(p: &Path) -> String {
     artifact::sha256_file(p).unwrap().0
 }
 
+/// The installed package names a bundle's manifest lists.
+fn package_names(m: &serde_json::Value) -> Vec<&str> {
+    m["metadata"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect()
+}
+
 /// Every promise of the bundle in `out`. Returns the .img path.
 fn check_bundle(board: &str, out: &Path) -> PathBuf {
     let name = format!("drydock-{board}");
@@ -144,12 +154,7 @@ fn check_bundle(board: &str, out: &Path) -> PathBuf {
             "{a}: {d}"
         );
     }
-    let pk: Vec<&str> = m["metadata"]["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let pk = package_names(&m);
     for want in [
         "docker.io",
         "docker-cli",
@@ -178,13 +183,7 @@ fn rpi_arm64_bundle_default_board_and_reproducible() {
     let img = check_bundle("rpi-arm64", &out);
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
-    let pk: Vec<&str> = m["metadata"]["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert!(pk.contains(&"raspi-firmware"));
+    assert!(package_names(&m).contains(&"raspi-firmware"));
     eprintln!("rpi-arm64: {}", serde_json::to_string(&j["steps"]).unwrap());
 
     // `drydock build` alone: the default board, nothing changed: all cache hits, nothing copied.
