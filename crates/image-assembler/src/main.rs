@@ -183,6 +183,7 @@ fn main() -> ExitCode {
         _ => "debug",
     };
     let _ = tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .with_writer(std::io::stderr)
         .with_target(false)
