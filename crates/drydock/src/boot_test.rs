@@ -371,7 +371,7 @@ pub fn boot_and_check(
             );
             return Ok(times);
         }
-        let o = ssh.run("true", Duration::from_secs(60))?;
+        let o = ssh.run_once("true", None, Duration::from_secs(60))?;
         if o.ok() {
             break vm.started.elapsed();
         }

@@ -73,6 +73,24 @@ impl Output {
     }
 }
 
+/// How often a command is tried when the SSH connection fails before it runs.
+pub const CONNECT_ATTEMPTS: u32 = 6;
+const RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// Whether ssh failed to connect (its own exit 255, with a connection-level message), so the
+/// remote command never ran and running it again is safe.
+pub fn connection_failed(o: &Output) -> bool {
+    const MESSAGES: &[&str] = &[
+        "kex_exchange_identification",
+        "ssh_exchange_identification",
+        "Connection reset by peer",
+        "Connection refused",
+        "Connection closed by",
+        "Connection timed out during banner exchange",
+    ];
+    o.code == Some(255) && MESSAGES.iter().any(|m| o.stderr.contains(m))
+}
+
 /// An SSH target on a loopback port.
 #[derive(Debug, Clone)]
 pub struct Ssh {
@@ -111,8 +129,39 @@ impl Ssh {
         c
     }
 
-    /// Run a remote shell command, feeding `stdin` (if any), killing it after `timeout`.
+    /// Run a remote shell command, feeding `stdin` (if any), killing it after `timeout`. When
+    /// the SSH connection itself fails before the command runs (sshd restarting during first
+    /// boot: cloud-init and the host key service restart it), it is tried again, up to
+    /// [`CONNECT_ATTEMPTS`] times, 5 s apart, within the same `timeout`.
     pub fn run_input(
+        &self,
+        remote: &str,
+        stdin: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Output> {
+        let start = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let left = timeout.saturating_sub(start.elapsed());
+            let o = self.run_once(remote, stdin, left)?;
+            if attempt >= CONNECT_ATTEMPTS
+                || !connection_failed(&o)
+                || start.elapsed() + RETRY_PAUSE >= timeout
+            {
+                return Ok(o);
+            }
+            tracing::info!(
+                "ssh connection failed ({}); trying again in {} s",
+                o.stderr.trim(),
+                RETRY_PAUSE.as_secs()
+            );
+            std::thread::sleep(RETRY_PAUSE);
+            attempt += 1;
+        }
+    }
+
+    /// One attempt, no retry (the login wait polls with it).
+    pub fn run_once(
         &self,
         remote: &str,
         stdin: Option<&Path>,
@@ -181,6 +230,32 @@ impl Ssh {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_connection_failures_are_retried() {
+        let out = |code, stderr: &str| Output {
+            code,
+            stdout: String::new(),
+            stderr: stderr.into(),
+            timed_out: false,
+        };
+        assert!(connection_failed(&out(
+            Some(255),
+            "kex_exchange_identification: read: Connection reset by peer"
+        )));
+        assert!(connection_failed(&out(
+            Some(255),
+            "ssh: connect to host 127.0.0.1 port 2201: Connection refused"
+        )));
+        // The remote command ran and failed: not retried.
+        assert!(!connection_failed(&out(Some(1), "Connection refused")));
+        // ssh's 255 for other reasons (a refused key): not retried either.
+        assert!(!connection_failed(&out(
+            Some(255),
+            "pirate@127.0.0.1: Permission denied (publickey)."
+        )));
+        assert!(!connection_failed(&out(None, "")));
+    }
 
     #[test]
     fn command_is_loopback_only_and_non_interactive() {
