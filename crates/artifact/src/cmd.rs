@@ -133,6 +133,28 @@ pub fn run(cmd: &mut Command) -> Result<Output, CommandError> {
     })
 }
 
+/// Log a child's output line by line (at debug, target `tool`) until it closes; returns its
+/// tail. Bytes, not `lines()`: a line of invalid UTF-8 must not stop the reader (closing the
+/// pipe would kill the tool with SIGPIPE on its next write).
+fn log_lines(s: impl std::io::Read) -> String {
+    let mut kept = String::new();
+    let mut r = BufReader::new(s);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let l = String::from_utf8_lossy(&buf);
+                let l = l.trim_end();
+                tracing::debug!(target: "tool", "{l}");
+                keep_tail(&mut kept, l);
+            }
+        }
+    }
+    kept
+}
+
 /// Run a long command: stdin null, stdout and stderr streamed to the log (at `info` for stderr lines
 /// with `target: "tool"`, so `-v` shows progress), their tail kept for the error.
 pub fn run_logged(cmd: &mut Command) -> Result<(), CommandError> {
@@ -147,45 +169,8 @@ pub fn run_logged(cmd: &mut Command) -> Result<(), CommandError> {
         .spawn()
         .map_err(|e| spawn_error(line.clone(), cmd.get_program(), e))?;
     let stdout = child.stdout.take();
-    let out_thread = std::thread::spawn(move || {
-        let mut kept = String::new();
-        if let Some(s) = stdout {
-            // Bytes, not `lines()`: a line of invalid UTF-8 must not stop the reader (closing
-            // the pipe would kill the tool with SIGPIPE on its next write).
-            let mut r = BufReader::new(s);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match r.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let l = String::from_utf8_lossy(&buf);
-                        let l = l.trim_end();
-                        tracing::debug!(target: "tool", "{l}");
-                        keep_tail(&mut kept, l);
-                    }
-                }
-            }
-        }
-        kept
-    });
-    let mut err_kept = String::new();
-    if let Some(s) = child.stderr.take() {
-        let mut r = BufReader::new(s);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let l = String::from_utf8_lossy(&buf);
-                    let l = l.trim_end();
-                    tracing::debug!(target: "tool", "{l}");
-                    keep_tail(&mut err_kept, l);
-                }
-            }
-        }
-    }
+    let out_thread = std::thread::spawn(move || stdout.map(log_lines).unwrap_or_default());
+    let err_kept = child.stderr.take().map(log_lines).unwrap_or_default();
     let out_kept = out_thread.join().unwrap_or_default();
     let status = child
         .wait()

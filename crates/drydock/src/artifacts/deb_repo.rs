@@ -303,12 +303,7 @@ pub fn build(ctx: &Ctx, profile: &Profile, out: &Path) -> Result<Built> {
         .get_or_build(&ckey, |staging| build_into(&spec, &key, staging, &digest));
     key.close()?;
     let (entry, cached) = res?;
-    let exported = super::export(&entry, out)?;
-    Ok(Built {
-        entry,
-        cached,
-        exported,
-    })
+    super::exported(entry, cached, out)
 }
 
 #[cfg(test)]

@@ -169,12 +169,7 @@ pub fn build(ctx: &Ctx, profile: &Profile, out: &Path) -> Result<Built> {
     let spec = spec(profile)?;
     let (entry, cached) =
         kernel_packager::builder::build_in_store(spec, &ctx.store).map_err(usage)?;
-    let exported = super::export(&entry, out)?;
-    Ok(Built {
-        entry,
-        cached,
-        exported,
-    })
+    super::exported(entry, cached, out)
 }
 
 #[cfg(test)]

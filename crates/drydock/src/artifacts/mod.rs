@@ -50,6 +50,16 @@ impl Built {
 }
 
 /// Copy every file of an entry (and its manifest) to `out`.
+/// Export a built or cached entry into `out` and say what happened.
+pub fn exported(entry: artifact::Entry, cached: bool, out: &Path) -> Result<Built> {
+    let exported = export(&entry, out)?;
+    Ok(Built {
+        entry,
+        cached,
+        exported,
+    })
+}
+
 pub fn export(entry: &artifact::Entry, out: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<String> = entry
         .manifest

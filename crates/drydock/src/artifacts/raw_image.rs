@@ -109,12 +109,7 @@ pub fn build(ctx: &Ctx, profile: &Profile, out: &Path) -> Result<Built> {
     if !cached {
         builder.validate(&entry)?;
     }
-    let exported = super::export(&entry, out)?;
-    Ok(Built {
-        entry,
-        cached,
-        exported,
-    })
+    super::exported(entry, cached, out)
 }
 
 #[cfg(test)]
