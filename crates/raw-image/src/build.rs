@@ -39,6 +39,8 @@ pub const MKE2FS_CONF: &str = "[defaults]
 pub struct Inputs {
     pub trees: BTreeMap<String, PathBuf>,
     pub blobs: BTreeMap<String, PathBuf>,
+    /// Keep made ext4 partitions between fills and reuse them (see [`crate::keep`]).
+    pub reuse: Option<crate::keep::Reuse>,
 }
 
 /// One partition of a made image.
@@ -56,6 +58,13 @@ pub struct FilledPartition {
     pub fs_uuid: Option<String>,
     /// Whether a tree was copied in.
     pub filled: bool,
+    /// Whether the file system was a kept copy put into place rather than made (see
+    /// [`crate::keep`]).
+    pub reused: bool,
+    /// `<keep dir>/<partition>-<key>` when the partition is kept: the key names its bytes, and
+    /// callers may keep their own `<that>.*` files about them.
+    #[serde(skip)]
+    pub kept: Option<PathBuf>,
 }
 
 /// A made image.
@@ -122,6 +131,7 @@ pub fn fill(
     let inputs = Inputs {
         trees: trees.clone(),
         blobs: BTreeMap::new(),
+        reuse: None,
     };
     fill_with(layout, &inputs, seed, epoch, out)
 }
@@ -222,7 +232,12 @@ pub fn fill_with(
     let conf_dir = tempfile::tempdir().ctx(|| "creating a temporary folder".into())?;
     let conf = conf_dir.path().join("mke2fs.conf");
     std::fs::write(&conf, MKE2FS_CONF).ctx(|| format!("writing {}", conf.display()))?;
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
+    // Kept partitions: the maker's version is part of every key.
+    let mke2fs_version = match &inputs.reuse {
+        Some(r) if !r.trees.is_empty() => Some(tool_version("mke2fs")?),
+        _ => None,
+    };
+    let results: Vec<Result<Option<(PathBuf, bool)>>> = std::thread::scope(|s| {
         let handles: Vec<_> = layout
             .partitions
             .iter()
@@ -232,23 +247,48 @@ pub fn fill_with(
                 let tree = inputs.trees.get(&p.name).cloned();
                 let c = content.get(&p.name).copied();
                 let (ids, tmp_path, conf) = (&ids, &tmp_path, &conf);
-                s.spawn(move || -> Result<()> {
+                let keep = match (&inputs.reuse, &mke2fs_version) {
+                    (Some(r), Some(v)) if p.fs == Fs::Ext4 => r
+                        .trees
+                        .get(&p.name)
+                        .map(|k| (r.dir.as_path(), k.as_str(), v.as_str())),
+                    _ => None,
+                };
+                s.spawn(move || -> Result<Option<(PathBuf, bool)>> {
                     match p.fs {
                         Fs::Fat32 => {
                             make_fat(layout, p, placed, ids, tmp_path, tree.as_deref(), epoch)
+                                .map(|_| None)
                         }
-                        Fs::Ext4 => make_ext4(
-                            layout,
-                            p,
-                            placed,
-                            ids,
-                            tmp_path,
-                            tree.as_deref(),
-                            c,
-                            epoch,
-                            conf,
-                        ),
-                        Fs::None => Ok(()),
+                        Fs::Ext4 => {
+                            let args = ext4_args(p, placed, ids, c);
+                            let Some((dir, tree_key, version)) = keep else {
+                                make_ext4(layout, p, placed, &args, tmp_path, tree.as_deref(), epoch, conf)?;
+                                return Ok(None);
+                            };
+                            let mut what = args.clone();
+                            what.extend([
+                                format!("epoch={epoch}"),
+                                format!("conf={MKE2FS_CONF}"),
+                                format!("version={version}"),
+                            ]);
+                            let key = crate::keep::key(tree_key, &what);
+                            let part = crate::keep::part_path(dir, &p.name, &key);
+                            let base = dir.join(format!("{}-{key}", p.name));
+                            if part.is_file() {
+                                let image = std::fs::OpenOptions::new()
+                                    .write(true)
+                                    .open(tmp_path)
+                                    .ctx(|| format!("opening {}", tmp_path.display()))?;
+                                crate::keep::place(&part, &image, tmp_path, placed.start, placed.size)?;
+                                tracing::info!(partition = %p.name, kept = %part.display(), "reused the kept file system");
+                                return Ok(Some((base, true)));
+                            }
+                            make_ext4(layout, p, placed, &args, tmp_path, tree.as_deref(), epoch, conf)?;
+                            crate::keep::store(tmp_path, placed.start, placed.size, dir, &p.name, &key)?;
+                            Ok(Some((base, false)))
+                        }
+                        Fs::None => Ok(None),
                     }
                 })
             })
@@ -261,8 +301,11 @@ pub fn fill_with(
             })
             .collect()
     });
-    for r in results {
-        r?;
+    let mut kept: BTreeMap<String, (PathBuf, bool)> = BTreeMap::new();
+    for (r, p) in results.into_iter().zip(layout.partitions.iter().filter(|p| p.fs != Fs::None)) {
+        if let Some(k) = r? {
+            kept.insert(p.name.clone(), k);
+        }
     }
     // Blobs.
     let mut written_blobs = Vec::new();
@@ -313,6 +356,8 @@ pub fn fill_with(
                     Fs::None => None,
                 },
                 filled: inputs.trees.contains_key(&p.name),
+                reused: kept.get(&p.name).is_some_and(|k| k.1),
+                kept: kept.get(&p.name).map(|k| k.0.clone()),
             }
         })
         .collect();
@@ -445,44 +490,79 @@ fn make_fat(
     Ok(())
 }
 
+/// mke2fs's arguments for partition `p`, except the offset, the tree and the image (those do not
+/// change the file system's bytes).
+fn ext4_args(
+    p: &layout::Partition,
+    placed: &layout::Placed,
+    ids: &Ids,
+    content: Option<ContentSize>,
+) -> Vec<String> {
+    let uuid = ids.ext4_uuid(&p.name);
+    let mut a: Vec<String> = ["-F", "-q", "-t", "ext4", "-b", "4096", "-U", &uuid]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.push("-E".into());
+    a.push(format!(
+        "hash_seed={},root_owner=0:0,nodiscard",
+        ids.ext4_hash_seed(&p.name)
+    ));
+    let nodes = content.map(|c| c.nodes).unwrap_or(0);
+    let inodes = layout::ext4_inodes(placed.size, nodes);
+    if inodes > placed.size / 16384 {
+        a.extend(["-N".to_string(), inodes.to_string()]);
+    }
+    if let Some(l) = &p.label {
+        a.extend(["-L".to_string(), l.clone()]);
+    }
+    a.push(format!("{}k", placed.size / 1024));
+    a
+}
+
+/// First line of `tool -V` (e2fsprogs tools print it on stderr).
+fn tool_version(tool: &str) -> Result<String> {
+    let out = Command::new(tool)
+        .arg("-V")
+        .output()
+        .ctx(|| format!("running {tool} -V"))?;
+    let text = String::from_utf8_lossy(if out.stderr.is_empty() {
+        &out.stdout
+    } else {
+        &out.stderr
+    })
+    .into_owned();
+    Ok(text.lines().next().unwrap_or_default().trim().to_string())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn make_ext4(
     layout: &Layout,
     p: &layout::Partition,
     placed: &layout::Placed,
-    ids: &Ids,
+    args: &[String],
     image: &Path,
     tree: Option<&Path>,
-    content: Option<ContentSize>,
     epoch: i64,
     conf: &Path,
 ) -> Result<()> {
-    let uuid = ids.ext4_uuid(&p.name);
     let mut c = Command::new("mke2fs");
     c.env("MKE2FS_CONFIG", conf)
         .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
         .env("LC_ALL", "C")
         .env_remove("MKE2FS_SYNC")
-        .env_remove("MKE2FS_DEVICE_SECTSIZE")
-        .args(["-F", "-q", "-t", "ext4", "-b", "4096", "-U", &uuid])
-        .arg("-E")
-        .arg(format!(
-            "offset={},hash_seed={},root_owner=0:0,nodiscard",
-            placed.start,
-            ids.ext4_hash_seed(&p.name)
-        ));
-    let nodes = content.map(|c| c.nodes).unwrap_or(0);
-    let inodes = layout::ext4_inodes(placed.size, nodes);
-    if inodes > placed.size / 16384 {
-        c.args(["-N", &inodes.to_string()]);
-    }
-    if let Some(l) = &p.label {
-        c.args(["-L", l]);
+        .env_remove("MKE2FS_DEVICE_SECTSIZE");
+    let (size_arg, rest) = args.split_last().expect("ext4_args ends with the size");
+    for a in rest {
+        match a.strip_prefix("hash_seed=") {
+            Some(_) => c.arg(format!("offset={},{a}", placed.start)),
+            None => c.arg(a),
+        };
     }
     if let Some(t) = tree {
         c.arg("-d").arg(t);
     }
-    c.arg(image).arg(format!("{}k", placed.size / 1024));
+    c.arg(image).arg(size_arg);
     artifact::cmd::run(&mut c).map_err(|e| {
         let t = e.stderr_tail().to_string();
         if t.contains("Could not allocate block")

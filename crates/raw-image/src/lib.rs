@@ -21,6 +21,7 @@ pub mod ext4time;
 pub mod fat;
 pub mod guid;
 pub mod inspect;
+pub mod keep;
 pub mod layout;
 pub mod measure;
 pub mod table;

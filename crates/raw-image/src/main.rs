@@ -84,6 +84,14 @@ struct FillArgs {
     /// Image file to write (replaced atomically).
     #[arg(long)]
     out: PathBuf,
+    /// Keep made ext4 partitions in DIR, and copy a kept one into place when the same partition
+    /// is asked for again (with --tree-key).
+    #[arg(long, value_name = "DIR", requires = "tree_keys")]
+    keep: Option<PathBuf>,
+    /// NAME=KEY: your name for the content of partition NAME's tree (same key, same tree: you
+    /// vouch for it). Only with --keep.
+    #[arg(long = "tree-key", value_name = "NAME=KEY", requires = "keep")]
+    tree_keys: Vec<String>,
     /// Print the result (PARTUUIDs, file system UUIDs) as JSON.
     #[arg(long)]
     json: bool,
@@ -148,6 +156,13 @@ fn run(cli: Cli) -> Result<()> {
             let inputs = raw_image::Inputs {
                 trees: pairs(&a.trees, "tree")?,
                 blobs: pairs(&a.blobs, "blob")?,
+                reuse: a.keep.map(|dir| -> Result<raw_image::keep::Reuse> {
+                    let trees = pairs(&a.tree_keys, "tree-key")?
+                        .into_iter()
+                        .map(|(n, k)| (n, k.to_string_lossy().into_owned()))
+                        .collect();
+                    Ok(raw_image::keep::Reuse { dir, trees })
+                }).transpose()?,
             };
             let epoch = raw_image::blank::source_date_epoch()?;
             let filled = raw_image::fill_with(&layout, &inputs, &a.seed, epoch, &a.out)?;

@@ -375,3 +375,68 @@ fn gpt_type_names_agree_with_sfdisk() {
         );
     }
 }
+
+/// A kept ext4 partition is put into place on the next fill with the same tree key: the same
+/// bytes as making it, one file kept per partition, and a new key makes (and keeps) it again.
+#[test]
+fn kept_partition_is_reused_byte_for_byte() {
+    let d = tempfile::tempdir().unwrap();
+    let (boot, root) = (d.path().join("boot"), d.path().join("root"));
+    boot_tree(&boot);
+    root_tree(&root);
+    let layout = rpi(64 * MIB);
+    let keep = d.path().join("keep");
+    let fill = |name: &str, boot: &Path, key: Option<&str>| {
+        let img = d.path().join(name);
+        let inputs = raw_image::Inputs {
+            trees: trees(&[("boot", boot), ("root", &root)]),
+            blobs: Default::default(),
+            reuse: key.map(|k| raw_image::keep::Reuse {
+                dir: keep.clone(),
+                trees: [("root".to_string(), k.to_string())].into(),
+            }),
+        };
+        let f = raw_image::fill_with(&layout, &inputs, "seed-1", EPOCH, &img).unwrap();
+        (img, f)
+    };
+    let (plain, fp) = fill("plain.img", &boot, None);
+    assert!(fp.partitions.iter().all(|p| !p.reused && p.kept.is_none()));
+    let (first, f1) = fill("first.img", &boot, Some("tree-v1"));
+    let r1 = f1.partition("root").unwrap();
+    assert!(!r1.reused);
+    let kept = r1.kept.clone().unwrap();
+    let part = kept.with_extension("part");
+    assert!(part.is_file(), "{}", part.display());
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), r1.size_bytes);
+    // The kept file is sparse like the partition it copies.
+    let alloc = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&part).unwrap()) * 512;
+    assert!(alloc < r1.size_bytes / 2, "{alloc} of {}", r1.size_bytes);
+    assert!(f1.partition("boot").unwrap().kept.is_none());
+    assert_eq!(sha256(&plain), sha256(&first));
+
+    // Same key, a different boot tree: the root is copied into place, the image equals a fill
+    // made from scratch.
+    let boot2 = d.path().join("boot2");
+    run_ok(Command::new("cp").arg("-a").arg(&boot).arg(&boot2));
+    std::fs::write(boot2.join("user-data"), "#cloud-config\nhostname: other\n").unwrap();
+    let (second, f2) = fill("second.img", &boot2, Some("tree-v1"));
+    let r2 = f2.partition("root").unwrap();
+    assert!(r2.reused);
+    assert_eq!(r2.kept.as_ref(), Some(&kept));
+    let (plain2, _) = fill("plain2.img", &boot2, None);
+    assert_eq!(sha256(&second), sha256(&plain2));
+    check_filesystems(&second, &f2);
+    check_ext4_equals(&second, r2.start_bytes, &root);
+    // Holes stay holes: the copy allocates no more than the made image.
+    let blocks = |p: &Path| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p).unwrap());
+    assert!(blocks(&second) <= blocks(&plain2) + 8, "{} vs {}", blocks(&second), blocks(&plain2));
+
+    // A new key: made again, and the old kept file (and its sidecars) removed.
+    std::fs::write(kept.with_extension("sidecar"), "x").unwrap();
+    let (_, f3) = fill("third.img", &boot, Some("tree-v2"));
+    let r3 = f3.partition("root").unwrap();
+    assert!(!r3.reused);
+    assert_ne!(r3.kept.as_ref(), Some(&kept));
+    assert!(!part.exists() && !kept.with_extension("sidecar").exists());
+    assert_eq!(raw_image::keep::list(&keep).len(), 1);
+}
