@@ -25,7 +25,7 @@ pub const FORMAT: u32 = 2;
 
 /// Bumped whenever the image stage's output (the bundle, its manifest) changes for the same
 /// inputs (part of its key); cheap to rebuild, so kept apart from [`FORMAT`].
-pub const IMAGE_FORMAT: u32 = 3;
+pub const IMAGE_FORMAT: u32 = 4;
 
 /// Per-image options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -339,6 +339,7 @@ pub fn image_plan(
         board_description: profile.description.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         hostname,
+        root_hostname: profile.rootfs.hostname.clone(),
         seed_files,
         preload,
         compression: compression(profile, opts.compression),

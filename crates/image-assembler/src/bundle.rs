@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,8 @@ pub struct Scan {
     pub mapped_bytes: u64,
     /// sha256 and size of the compressed copy written in the same pass (zstd, xz).
     pub compressed: Option<(String, u64)>,
+    /// Segments whose kept frame was copied instead of compressed.
+    pub kept_frames: usize,
 }
 
 /// Worker threads for compression: every core.
@@ -80,9 +82,113 @@ impl<W: Write> Write for HashingWriter<W> {
 
 type Out = HashingWriter<BufWriter<File>>;
 
+/// Read `img` once: its sha256, the block map with per-range sha256, and (for zstd and xz) the
+/// compressed copy written to `compressed`. `.zip` is made afterwards by [`zip`].
+pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) -> Result<Scan> {
+    scan_with(img, compressed, threads, &[])
+}
+
+/// A byte range of the image (a partition) compressed as a zstd frame of its own. When its bytes
+/// have a name (a kept partition, see `raw_image::keep`), the frame and the block map's hashes
+/// are kept between builds at `<keep>.zst` and `<keep>.frame.json`.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub start: u64,
+    pub end: u64,
+    pub keep: Option<PathBuf>,
+}
+
+/// What is kept about a segment's bytes, beside its compressed frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameRecord {
+    /// Length of the segment; the frame decompresses to exactly these bytes.
+    length: u64,
+    level: i32,
+    threads: u32,
+    zstd: u32,
+    /// Data ranges relative to the segment's start, with their sha256.
+    ranges: Vec<(u64, u64, String)>,
+    frame_size: u64,
+    frame_sha256: String,
+}
+
+impl Segment {
+    fn kept(&self, ext: &str) -> Option<PathBuf> {
+        self.keep.as_ref().map(|k| k.with_extension(ext))
+    }
+    fn frame(&self) -> PathBuf {
+        self.kept("zst").unwrap_or_default()
+    }
+    fn record(&self) -> PathBuf {
+        self.kept("frame.json").unwrap_or_default()
+    }
+    /// The kept record, if there is one for these settings.
+    fn load(&self, threads: u32) -> Option<FrameRecord> {
+        self.keep.as_ref()?;
+        let text = std::fs::read_to_string(self.record()).ok()?;
+        let r: FrameRecord = serde_json::from_str(&text).ok()?;
+        let frame_len = std::fs::metadata(self.frame()).ok()?.len();
+        (r.length == self.end - self.start
+            && r.level == ZSTD_LEVEL
+            && r.threads == threads
+            && r.zstd == zstd::zstd_safe::version_number()
+            && r.frame_size == frame_len)
+            .then_some(r)
+    }
+    fn forget(&self) {
+        if self.keep.is_some() {
+            let _ = std::fs::remove_file(self.record());
+            let _ = std::fs::remove_file(self.frame());
+        }
+    }
+}
+
+/// Split `ranges` at every segment boundary (a range never spans two frames).
+fn split_ranges(ranges: &[(u64, u64)], segments: &[Segment]) -> Vec<(u64, u64)> {
+    let mut cuts: Vec<u64> = segments.iter().flat_map(|s| [s.start, s.end]).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out = Vec::new();
+    for &(s, e) in ranges {
+        let mut a = s;
+        for &c in cuts.iter().filter(|&&c| c > s && c < e) {
+            out.push((a, c));
+            a = c;
+        }
+        out.push((a, e));
+    }
+    out
+}
+
+/// A writer that copies what passes through it into a second file (a segment's frame, kept).
+struct Tee<W: Write> {
+    out: W,
+    copy: Option<BufWriter<File>>,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(b)?;
+        if let Some(c) = &mut self.copy {
+            c.write_all(&b[..n])?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The compressed copy: one zstd frame per piece of the image (the pieces are cut at the
+/// segments' boundaries), or one xz stream.
 enum Sink {
     None,
-    Zstd(zstd::stream::write::Encoder<'static, Out>),
+    Zstd {
+        out: Option<Out>,
+        frame: Option<zstd::stream::write::Encoder<'static, Tee<Out>>>,
+        threads: u32,
+    },
     Xz(xz2::write::XzEncoder<Out>),
 }
 
@@ -90,14 +196,77 @@ impl Sink {
     fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
         match self {
             Sink::None => Ok(()),
-            Sink::Zstd(e) => e.write_all(b),
+            Sink::Zstd { frame, .. } => match frame {
+                Some(e) => e.write_all(b),
+                None => Ok(()),
+            },
             Sink::Xz(e) => e.write_all(b),
         }
+    }
+    /// zstd: start the frame of a piece of `len` bytes, copying it to `keep` when given.
+    fn start_frame(&mut self, len: u64, keep: Option<File>) -> std::io::Result<()> {
+        if let Sink::Zstd {
+            out,
+            frame,
+            threads,
+        } = self
+        {
+            let o = out.take().expect("the previous frame was finished");
+            let mut e = zstd::stream::write::Encoder::new(
+                Tee {
+                    out: o,
+                    copy: keep.map(|f| BufWriter::with_capacity(1 << 20, f)),
+                },
+                ZSTD_LEVEL,
+            )?;
+            e.multithread(*threads)?;
+            e.include_checksum(true)?;
+            e.set_pledged_src_size(Some(len))?;
+            *frame = Some(e);
+        }
+        Ok(())
+    }
+    /// zstd: finish the current frame; returns the kept copy's file, if any.
+    fn end_frame(&mut self) -> std::io::Result<Option<File>> {
+        if let Sink::Zstd { out, frame, .. } = self {
+            if let Some(e) = frame.take() {
+                let tee = e.finish()?;
+                *out = Some(tee.out);
+                return tee
+                    .copy
+                    .map(|c| c.into_inner().map_err(|e| e.into_error()))
+                    .transpose();
+            }
+        }
+        Ok(None)
+    }
+    /// zstd: put a kept frame in as it is; returns the sha256 of what was copied.
+    fn copy_frame(&mut self, from: &Path) -> std::io::Result<String> {
+        let Sink::Zstd { out: Some(o), .. } = self else {
+            return Err(std::io::Error::other("no frame can be copied here"));
+        };
+        let mut f = File::open(from)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 4 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            o.write_all(&buf[..n])?;
+        }
+        Ok(hex::encode(h.finalize()))
     }
     fn finish(self) -> std::io::Result<Option<(File, String, u64)>> {
         let w = match self {
             Sink::None => return Ok(None),
-            Sink::Zstd(e) => e.finish()?,
+            Sink::Zstd { out, frame, .. } => {
+                if frame.is_some() {
+                    return Err(std::io::Error::other("a frame was left open"));
+                }
+                out.expect("no frame is open")
+            }
             Sink::Xz(e) => e.finish()?,
         };
         let sha = hex::encode(w.hash.finalize());
@@ -106,16 +275,79 @@ impl Sink {
     }
 }
 
-/// Read `img` once: its sha256, the block map with per-range sha256, and (for zstd and xz) the
-/// compressed copy written to `compressed`. `.zip` is made afterwards by [`zip`].
-pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) -> Result<Scan> {
+/// [`scan`], in segments: with zstd, every segment is a frame of its own (and so is every gap
+/// between them); a kept segment whose frame matches (same length, level, threads, zstd version, and the image's data ranges
+/// there are the recorded ones) is copied instead of compressed, and its bytes are still read
+/// and hashed, and must hash as recorded. A segment compressed here is kept for the next scan.
+pub fn scan_with(
+    img: &Path,
+    compressed: Option<(Compression, &Path)>,
+    threads: u32,
+    segments: &[Segment],
+) -> Result<Scan> {
+    match scan_once(img, compressed, threads, segments, true) {
+        Err(e) if e.downcast_ref::<StaleFrame>().is_some() => {
+            tracing::warn!("{e:#}; compressing the image afresh");
+            scan_once(img, compressed, threads, segments, false)
+        }
+        other => other,
+    }
+}
+
+/// A kept frame whose bytes are not the recorded ones (it is removed).
+#[derive(Debug)]
+struct StaleFrame(String);
+impl std::fmt::Display for StaleFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+impl std::error::Error for StaleFrame {}
+
+fn scan_once(
+    img: &Path,
+    compressed: Option<(Compression, &Path)>,
+    threads: u32,
+    segments: &[Segment],
+    use_kept: bool,
+) -> Result<Scan> {
     let mut f = File::open(img).with_context(|| format!("opening {}", img.display()))?;
     let size = f
         .metadata()
         .with_context(|| format!("stat {}", img.display()))?
         .len();
-    let ranges = bmap::data_ranges(&f, bmap::BLOCK_SIZE)
+    let zstd = matches!(compressed, Some((Compression::Zstd, _)));
+    let mut segments: Vec<&Segment> = if zstd {
+        // Cut only at whole blocks, so no block map range shares a block with another.
+        let whole = |o: u64| o % bmap::BLOCK_SIZE == 0 || o == size;
+        segments
+            .iter()
+            .filter(|s| s.start < s.end && s.end <= size && whole(s.start) && whole(s.end))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    segments.sort_by_key(|s| s.start);
+    if segments.windows(2).any(|w| w[0].end > w[1].start) {
+        bail!("kept segments of {} overlap", img.display());
+    }
+    let all_ranges = bmap::data_ranges(&f, bmap::BLOCK_SIZE)
         .with_context(|| format!("finding the data ranges of {}", img.display()))?;
+    let owned: Vec<Segment> = segments.iter().map(|s| (*s).clone()).collect();
+    let ranges = split_ranges(&all_ranges, &owned);
+    // The pieces, each one frame: (start, end, segment).
+    let mut pieces: Vec<(u64, u64, Option<&Segment>)> = Vec::new();
+    let mut pos = 0;
+    for s in &segments {
+        if s.start > pos {
+            pieces.push((pos, s.start, None));
+        }
+        pieces.push((s.start, s.end, Some(s)));
+        pos = s.end;
+    }
+    if pos < size || pieces.is_empty() {
+        pieces.push((pos, size, None));
+    }
     let mut sink = match compressed {
         None | Some((Compression::None | Compression::Zip, _)) => Sink::None,
         Some((c, path)) => {
@@ -126,13 +358,11 @@ pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) 
                 len: 0,
             };
             if c == Compression::Zstd {
-                let mut e =
-                    zstd::stream::write::Encoder::new(w, ZSTD_LEVEL).context("starting zstd")?;
-                e.multithread(threads).context("zstd threads")?;
-                e.include_checksum(true).context("zstd checksum flag")?;
-                e.set_pledged_src_size(Some(size))
-                    .context("zstd source size")?;
-                Sink::Zstd(e)
+                Sink::Zstd {
+                    out: Some(w),
+                    frame: None,
+                    threads,
+                }
             } else {
                 let stream = xz2::stream::MtStreamBuilder::new()
                     .threads(threads)
@@ -165,6 +395,15 @@ pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) 
         }
         Ok(())
     };
+    // Per piece: the kept record used (checked after hashing), or the frame being kept.
+    struct Kept<'a> {
+        segment: &'a Segment,
+        record: Option<FrameRecord>,
+        frame: Option<(tempfile::NamedTempFile, Option<File>)>,
+        first_range: usize,
+        ranges: usize,
+    }
+    let mut kept: Vec<Kept> = Vec::new();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(8);
     let mut mapped_bytes = 0u64;
     let (whole_sha, range_shas, read_result) = std::thread::scope(|scope| {
@@ -193,34 +432,110 @@ pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) 
             (hex::encode(whole.finalize()), shas)
         });
         let read = (|| -> Result<()> {
-            let mut pos = 0u64;
             let send = |p: Piece| {
                 tx.send(p)
                     .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))
             };
-            for &(start, end) in &ranges {
-                send(Piece::Zeros(start - pos))?;
-                feed_sink_zeros(start - pos, &mut sink)?;
-                f.seek(SeekFrom::Start(start))
-                    .with_context(|| format!("seeking in {}", img.display()))?;
-                let mut left = end - start;
-                while left > 0 {
-                    let k = left.min(4 << 20) as usize;
-                    let mut buf = vec![0u8; k];
-                    f.read_exact(&mut buf)
-                        .with_context(|| format!("reading {}", img.display()))?;
-                    let buf = std::sync::Arc::new(buf);
-                    send(Piece::Data(buf.clone()))?;
-                    sink.write_all(&buf)
-                        .with_context(|| format!("writing {out_name}"))?;
-                    left -= k as u64;
+            let mut next_range = 0usize;
+            for &(ps, pe, seg) in &pieces {
+                let first_range = next_range;
+                let mut in_piece = 0;
+                while first_range + in_piece < ranges.len() && ranges[first_range + in_piece].0 < pe
+                {
+                    in_piece += 1;
                 }
-                send(Piece::EndRange)?;
-                mapped_bytes += end - start;
-                pos = end;
+                let mine = &ranges[first_range..first_range + in_piece];
+                next_range += in_piece;
+                // A kept frame for this piece, when its record matches the image's ranges here.
+                let record = seg
+                    .filter(|_| use_kept)
+                    .and_then(|s| s.load(threads))
+                    .filter(|r| {
+                        r.ranges.len() == mine.len()
+                            && r.ranges
+                                .iter()
+                                .zip(mine)
+                                .all(|(k, m)| k.0 + ps == m.0 && k.1 + ps == m.1)
+                    });
+                let mut keep_file = None;
+                match (&record, seg) {
+                    (Some(r), Some(s)) => {
+                        let sha = sink
+                            .copy_frame(&s.frame())
+                            .with_context(|| format!("copying {} into {out_name}", s.frame().display()))?;
+                        if sha != r.frame_sha256 {
+                            s.forget();
+                            return Err(StaleFrame(format!(
+                                "the kept frame {} is not the recorded one (sha256 {sha}, recorded {}); removed",
+                                s.frame().display(),
+                                r.frame_sha256
+                            ))
+                            .into());
+                        }
+                    }
+                    _ => {
+                        if let Some(keep) = seg.and_then(|s| s.keep.as_ref()) {
+                            let dir = keep.parent().unwrap_or(Path::new("."));
+                            let t = tempfile::Builder::new()
+                                .prefix(".frame.tmp-")
+                                .tempfile_in(dir)
+                                .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+                            let copy = t.reopen().with_context(|| format!("opening {}", t.path().display()))?;
+                            keep_file = Some((t, Some(copy)));
+                        }
+                        let copy = keep_file.as_mut().and_then(|(_, c)| c.take());
+                        sink.start_frame(pe - ps, copy)
+                            .with_context(|| format!("starting a frame of {out_name}"))?;
+                    }
+                }
+                let fresh = record.is_none();
+                let mut pos = ps;
+                for &(start, end) in mine {
+                    send(Piece::Zeros(start - pos))?;
+                    if fresh {
+                        feed_sink_zeros(start - pos, &mut sink)?;
+                    }
+                    f.seek(SeekFrom::Start(start))
+                        .with_context(|| format!("seeking in {}", img.display()))?;
+                    let mut left = end - start;
+                    while left > 0 {
+                        let k = left.min(4 << 20) as usize;
+                        let mut buf = vec![0u8; k];
+                        f.read_exact(&mut buf)
+                            .with_context(|| format!("reading {}", img.display()))?;
+                        let buf = std::sync::Arc::new(buf);
+                        send(Piece::Data(buf.clone()))?;
+                        if fresh {
+                            sink.write_all(&buf)
+                                .with_context(|| format!("writing {out_name}"))?;
+                        }
+                        left -= k as u64;
+                    }
+                    send(Piece::EndRange)?;
+                    mapped_bytes += end - start;
+                    pos = end;
+                }
+                send(Piece::Zeros(pe - pos))?;
+                if fresh {
+                    feed_sink_zeros(pe - pos, &mut sink)?;
+                    let copy = sink
+                        .end_frame()
+                        .with_context(|| format!("finishing a frame of {out_name}"))?;
+                    if let (Some((t, _)), Some(c)) = (keep_file.as_mut(), copy) {
+                        c.sync_all()
+                            .with_context(|| format!("syncing {}", t.path().display()))?;
+                    }
+                }
+                if let Some(s) = seg {
+                    kept.push(Kept {
+                        segment: s,
+                        record,
+                        frame: keep_file,
+                        first_range,
+                        ranges: in_piece,
+                    });
+                }
             }
-            send(Piece::Zeros(size - pos))?;
-            feed_sink_zeros(size - pos, &mut sink)?;
             Ok(())
         })();
         drop(tx);
@@ -230,6 +545,54 @@ pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) 
     read_result?;
     if range_shas.len() != ranges.len() {
         bail!("hashing {} stopped early", img.display());
+    }
+    // Kept segments: the bytes used must be the recorded ones; frames made here are kept.
+    let kept_frames = kept.iter().filter(|k| k.record.is_some()).count();
+    for k in kept {
+        let shas = &range_shas[k.first_range..k.first_range + k.ranges];
+        let here: Vec<(u64, u64, String)> = ranges[k.first_range..k.first_range + k.ranges]
+            .iter()
+            .zip(shas)
+            .map(|(&(s, e), sha)| (s - k.segment.start, e - k.segment.start, sha.clone()))
+            .collect();
+        match (k.record, k.frame) {
+            (Some(r), _) => {
+                if r.ranges != here {
+                    // The image holds a kept partition that changed on disk: remove it too.
+                    k.segment.forget();
+                    if let Some(part) = k.segment.kept("part") {
+                        let _ = std::fs::remove_file(part);
+                    }
+                    bail!(
+                        "bytes {}..{} of {} are not the ones recorded in {} (a kept file system was changed on disk); its frame is removed, build again",
+                        k.segment.start,
+                        k.segment.end,
+                        img.display(),
+                        k.segment.record().display()
+                    );
+                }
+            }
+            (None, Some((t, _))) => {
+                let (frame_sha256, frame_size) = artifact::sha256_file(t.path())?;
+                let record = FrameRecord {
+                    length: k.segment.end - k.segment.start,
+                    level: ZSTD_LEVEL,
+                    threads,
+                    zstd: zstd::zstd_safe::version_number(),
+                    ranges: here,
+                    frame_size,
+                    frame_sha256,
+                };
+                t.persist(k.segment.frame())
+                    .map_err(|e| e.error)
+                    .with_context(|| format!("keeping {}", k.segment.frame().display()))?;
+                artifact::fsutil::write_atomic(
+                    &k.segment.record(),
+                    (serde_json::to_string(&record)? + "\n").as_bytes(),
+                )?;
+            }
+            (None, None) => {}
+        }
     }
     let mapped: Vec<Range> = ranges
         .iter()
@@ -259,6 +622,7 @@ pub fn scan(img: &Path, compressed: Option<(Compression, &Path)>, threads: u32) 
         },
         mapped_bytes,
         compressed,
+        kept_frames,
     })
 }
 
@@ -347,6 +711,81 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, data);
+    }
+
+    /// Segments are frames of their own; a kept one is copied next time (same bytes out), a
+    /// damaged kept frame is replaced, and image bytes that differ from the record are refused.
+    #[test]
+    fn kept_segments_give_the_same_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let img = sparse(d.path());
+        let data = std::fs::read(&img).unwrap();
+        let keep = d.path().join("keep");
+        std::fs::create_dir(&keep).unwrap();
+        let segs = |kept: bool| {
+            vec![
+                Segment { start: 1 << 20, end: 4 << 20, keep: None },
+                Segment {
+                    start: 4 << 20,
+                    end: 12 << 20,
+                    keep: kept.then(|| keep.join("root-k")),
+                },
+            ]
+        };
+        let run = |name: &str, kept: bool| {
+            let zst = d.path().join(name);
+            let s = scan_with(&img, Some((Compression::Zstd, &zst)), 2, &segs(kept)).unwrap();
+            assert_eq!(s.compressed.clone().unwrap(), artifact::sha256_file(&zst).unwrap());
+            (zst, s)
+        };
+        let (plain, p) = run("plain.zst", false);
+        assert_eq!(p.kept_frames, 0);
+        // Frames: before, the two segments, after; the concatenation decompresses to the image
+        // (zstd's own tool agrees).
+        assert_eq!(zstd::decode_all(File::open(&plain).unwrap()).unwrap(), data);
+        let o = std::process::Command::new("zstd").arg("-t").arg(&plain).output();
+        if let Ok(o) = o {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let (first, f) = run("first.zst", true);
+        assert_eq!(f.kept_frames, 0);
+        assert!(keep.join("root-k.zst").is_file() && keep.join("root-k.frame.json").is_file());
+        let (second, s) = run("second.zst", true);
+        assert_eq!(s.kept_frames, 1);
+        let sha = |p: &Path| artifact::sha256_file(p).unwrap().0;
+        assert_eq!(sha(&first), sha(&plain));
+        assert_eq!(sha(&second), sha(&plain));
+        assert_eq!(s.bmap, p.bmap);
+        assert_eq!(s.sha256, p.sha256);
+        // A damaged kept frame: noticed, replaced, same bytes out.
+        let frame = keep.join("root-k.zst");
+        let mut b = std::fs::read(&frame).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0xff;
+        std::fs::write(&frame, &b).unwrap();
+        let (third, t) = run("third.zst", true);
+        assert_eq!(t.kept_frames, 0);
+        assert_eq!(sha(&third), sha(&plain));
+        assert_eq!(run("fourth.zst", true).1.kept_frames, 1);
+        // The image's bytes in the kept segment changed (same ranges): refused, kept files removed.
+        let img2 = img.clone();
+        {
+            use std::os::unix::fs::FileExt;
+            let f = File::options().write(true).open(&img2).unwrap();
+            f.write_all_at(b"MIDDLE", 8 << 20).unwrap();
+        }
+        let e = scan_with(&img2, Some((Compression::Zstd, &d.path().join("x.zst"))), 2, &segs(true))
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("not the ones recorded"), "{e:#}");
+        assert!(!keep.join("root-k.frame.json").exists());
+        // Without zstd, segments change nothing.
+        let a = scan_with(&img, None, 1, &segs(true)).unwrap();
+        assert_eq!(a.bmap, scan(&img, None, 1).unwrap().bmap);
+        // No range is empty, none spans a segment boundary.
+        for r in &p.bmap.ranges {
+            assert!(r.first <= r.last, "{r:?}");
+            assert!(!(r.first < 1024 && r.last >= 1024), "{r:?}");
+        }
     }
 
     /// bmaptool itself copies the image using our block map and verifies every range.

@@ -47,6 +47,9 @@ pub struct ImageSpec {
     pub board_description: String,
     pub version: String,
     pub hostname: String,
+    /// The host name written to the root file system's `/etc/hostname` and `/etc/hosts`: the
+    /// board's default, the same for every image of a system (`hostname` is in the seed).
+    pub root_hostname: String,
     /// The NoCloud seed files written at the boot partition's root: (file name, content).
     pub seed_files: Vec<(String, String)>,
     pub preload: Vec<Preload>,
@@ -116,6 +119,15 @@ pub fn partuuids(layout: &raw_image::layout::Layout, seed: &str) -> Vec<(String,
 struct Writer<'a> {
     tree: &'a Path,
     journal: Option<&'a mut Journal>,
+    written: Vec<Written>,
+}
+
+/// A file the per-image settings wrote into the tree: its path, mode and content's sha256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Written {
+    pub path: String,
+    pub mode: u32,
+    pub sha256: String,
 }
 
 impl Writer<'_> {
@@ -143,13 +155,37 @@ impl Writer<'_> {
         std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("chmod {}", p.display()))?;
+        self.written.push(Written {
+            path: path.to_string(),
+            mode,
+            sha256: artifact::sha256_bytes(content),
+        });
         Ok(())
     }
 
-    fn copy(&mut self, path: &str, from: &Path) -> Result<PathBuf> {
+    /// Copy `from` to `path`; it must have the content `sha256`.
+    fn copy(&mut self, path: &str, from: &Path, sha256: &str) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
         let p = self.prepare(path)?;
         std::fs::copy(from, &p)
             .with_context(|| format!("copying {} to {}", from.display(), p.display()))?;
+        let (sha, _) = artifact::sha256_file(&p)?;
+        if sha != sha256 {
+            bail!(
+                "{} changed while it was copied (sha256 {sha}, expected {sha256})",
+                from.display(),
+            );
+        }
+        let mode = std::fs::metadata(&p)
+            .with_context(|| format!("stat {}", p.display()))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        self.written.push(Written {
+            path: path.to_string(),
+            mode,
+            sha256: sha,
+        });
         Ok(p)
     }
 }
@@ -169,25 +205,34 @@ fn read_tree_file(tree: &Path, path: &str) -> Result<String> {
     std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
 }
 
-/// Apply the per-image settings to an unpacked system tree.
+/// Apply the per-image settings to an unpacked system tree; returns what was written, in order.
 pub fn apply_settings(
     tree: &Path,
     spec: &ImageSpec,
     preload_files: &[PathBuf],
     journal: Option<&mut Journal>,
-) -> Result<()> {
-    let mut w = Writer { tree, journal };
-    if !bootcfg::valid_hostname(&spec.hostname) {
-        bail!("hostname {:?} is not a valid host name (letters, digits and inner hyphens, dot-separated labels of at most 63)", spec.hostname);
+) -> Result<Vec<Written>> {
+    let mut w = Writer {
+        tree,
+        journal,
+        written: Vec::new(),
+    };
+    for (what, h) in [("hostname", &spec.hostname), ("root-hostname", &spec.root_hostname)] {
+        if !bootcfg::valid_hostname(h) {
+            bail!("{what} {h:?} is not a valid host name (letters, digits and inner hyphens, dot-separated labels of at most 63)");
+        }
     }
+    // The root file system names the board's default host; the image's own hostname is in the
+    // seed, which cloud-init applies at first boot. So every image of a system shares one root
+    // partition (kept and copied into place, see raw_image::keep).
     w.write(
         "/etc/hostname",
-        format!("{}\n", spec.hostname).as_bytes(),
+        format!("{}\n", spec.root_hostname).as_bytes(),
         0o644,
     )?;
     w.write(
         "/etc/hosts",
-        bootcfg::hosts(&spec.hostname).as_bytes(),
+        bootcfg::hosts(&spec.root_hostname).as_bytes(),
         0o644,
     )?;
     let base = read_tree_file(tree, "/etc/os-release")
@@ -233,21 +278,46 @@ pub fn apply_settings(
                 p.name
             );
         }
-        let dest = w
-            .copy(&format!("{PRELOAD_DIR}/{}", p.name), file)
+        w.copy(&format!("{PRELOAD_DIR}/{}", p.name), file, &p.sha256)
             .with_context(|| {
                 format!("copying preload archive {} into the image", file.display())
             })?;
-        let (sha, _) = artifact::sha256_file(&dest)?;
-        if sha != p.sha256 {
-            bail!(
-                "preload archive {} changed while it was copied (sha256 {sha}, expected {})",
-                file.display(),
-                p.sha256
-            );
-        }
     }
-    Ok(())
+    Ok(w.written)
+}
+
+/// The key of each partition's tree: the system's key, the mount point, every mount point (the
+/// split takes the others out) and the files written under this one (not under a deeper one).
+pub fn tree_keys(
+    system_key: &str,
+    mounts: &[MountPoint],
+    written: &[Written],
+) -> BTreeMap<String, String> {
+    let under = |path: &str, m: &str| {
+        m == "/" || path == m || path.starts_with(&format!("{}/", m.trim_end_matches('/')))
+    };
+    let all: Vec<(&str, &str)> = mounts
+        .iter()
+        .map(|m| (m.partition.as_str(), m.mount.as_str()))
+        .collect();
+    mounts
+        .iter()
+        .map(|m| {
+            let mine: Vec<&Written> = written
+                .iter()
+                .filter(|w| {
+                    under(&w.path, &m.mount)
+                        && !mounts.iter().any(|o| {
+                            o.mount.len() > m.mount.len()
+                                && under(&o.mount, &m.mount)
+                                && under(&w.path, &o.mount)
+                        })
+                })
+                .collect();
+            let key = artifact::CacheKey::new("image-tree", &(system_key, &m.mount, &all, mine));
+            (m.partition.clone(), key.digest())
+        })
+        .collect()
 }
 
 /// Check the boot files the system stage produced against the partitions and the profile.
@@ -372,7 +442,7 @@ pub fn build(
         Some(_) => Some(Journal::new(&work.join("originals"))?),
         None => None,
     };
-    apply_settings(&tree, spec, &inputs.preload_files, journal.as_mut())?;
+    let written = apply_settings(&tree, spec, &inputs.preload_files, journal.as_mut())?;
     check_boot(&tree, spec)?;
     let status = read_tree_file(&tree, "/var/lib/dpkg/status")?;
     let packages = dpkg::parse_status(&status).map_err(anyhow::Error::msg)?;
@@ -388,12 +458,31 @@ pub fn build(
         .collect();
     let split = split::split_by_mounts(&tree, &mounts, &work.join("parts"))?;
     let trees: BTreeMap<String, PathBuf> = split.iter().cloned().collect();
+    // A leased tree is the system's content plus what was written: that names each partition's
+    // tree, so a partition whose tree did not change is copied from its kept file system.
+    let reuse = match (&lease, &inputs.tree_cache) {
+        (Some(l), Some((_, system_key))) => Some(raw_image::keep::Reuse {
+            dir: l.kept_dir(),
+            trees: tree_keys(system_key, &mounts, &written),
+        }),
+        _ => None,
+    };
     timed(&mut timings, "settings", t);
     let t = Instant::now();
     step("filling the partitions");
     let img = out.join(&n.img);
-    let filled = raw_image::build::fill(&spec.layout, &trees, &spec.disk_seed, spec.epoch, &img)
-        .with_context(|| format!("filling the partitions of {}", img.display()))?;
+    let filled = raw_image::build::fill_with(
+        &spec.layout,
+        &raw_image::build::Inputs {
+            trees,
+            blobs: BTreeMap::new(),
+            reuse,
+        },
+        &spec.disk_seed,
+        spec.epoch,
+        &img,
+    )
+    .with_context(|| format!("filling the partitions of {}", img.display()))?;
     timed(&mut timings, "fill", t);
     for p in &spec.parts {
         let got = filled
@@ -436,10 +525,21 @@ pub fn build(
     let t = Instant::now();
     step("hashing, mapping and compressing the image");
     let compressed_path = n.compressed.as_ref().map(|c| out.join(c));
-    let scan = bundle::scan(
+    // One zstd frame per partition; kept partitions keep theirs too.
+    let segments: Vec<bundle::Segment> = filled
+        .partitions
+        .iter()
+        .map(|p| bundle::Segment {
+            start: p.start_bytes,
+            end: p.start_bytes + p.size_bytes,
+            keep: p.kept.clone(),
+        })
+        .collect();
+    let scan = bundle::scan_with(
         &img,
         compressed_path.as_deref().map(|p| (spec.compression, p)),
         bundle::threads(),
+        &segments,
     )?;
     if spec.compression == Compression::Zip {
         if let Some(p) = &compressed_path {

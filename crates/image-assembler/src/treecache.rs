@@ -98,6 +98,12 @@ impl Lease {
         &self.tree
     }
 
+    /// Where file systems made from this tree are kept (see `raw_image::keep`); removed with
+    /// the tree when another system's tree replaces it.
+    pub fn kept_dir(&self) -> PathBuf {
+        self.dir.join("kept")
+    }
+
     /// Mark the tree restored to the system's content (after [`Journal::restore`] and any other
     /// undo succeeded): the next lease trusts it.
     pub fn release(mut self) -> Result<()> {

@@ -46,6 +46,7 @@ fn spec(hostname: &str, preload: Vec<Preload>) -> ImageSpec {
         board_description: "a test board".into(),
         version: "0.1.0".into(),
         hostname: hostname.into(),
+        root_hostname: "black-pearl".into(),
         seed_files: vec![
             (
                 "user-data".into(),
@@ -250,6 +251,16 @@ fn bundle_is_valid_and_reproducible() {
     );
     assert_eq!(r2.image_sha256, r1.image_sha256);
     assert_eq!(r3.image_sha256, r1.image_sha256);
+    // The second build copied the root file system the first one kept.
+    let reused = |r: &image::ImageReport, name: &str| {
+        r.partitions.iter().find(|p| p.name == name).unwrap().reused
+    };
+    assert!(!reused(&r2, "root") && reused(&r3, "root"));
+    // The compressed copy too: one frame per partition, the kept root's frame copied.
+    assert!(r1.compressed_sha256.is_some());
+    assert_eq!(r2.compressed_sha256, r1.compressed_sha256);
+    assert_eq!(r3.compressed_sha256, r1.compressed_sha256);
+    assert!(!reused(&r3, "boot"));
     assert!(
         r3.timings.iter().any(|(n, _)| n == "lease"),
         "{:?}",
@@ -265,15 +276,31 @@ fn bundle_is_valid_and_reproducible() {
     assert!(!tree.join("boot/firmware/preload").exists());
     assert!(tree.join("boot/firmware/config.txt").exists());
 
-    // Another hostname: another image, from the same cached tree.
-    let r4 = build(
-        &spec("other-ship", vec![]),
-        &tarball,
-        vec![],
-        Some(&cache),
-        &d.path().join("out4"),
-    );
+    // Another hostname: another image, from the same cached tree and the same kept root file
+    // system (the hostname is in the seed; the root names the board's default); the same bytes
+    // as building it without the cache.
+    let other = spec("other-ship", vec![]);
+    let r4 = build(&other, &tarball, vec![], Some(&cache), &d.path().join("out4"));
     assert_ne!(r4.image_sha256, r1.image_sha256);
+    assert!(reused(&r4, "root"));
+    let r5 = build(&other, &tarball, vec![], None, &d.path().join("out5"));
+    assert_eq!(r5.image_sha256, r4.image_sha256);
+    assert_eq!(r5.compressed_sha256, r4.compressed_sha256);
+    let img4 = d.path().join("out4/drydock-fixture.img");
+    let root4 = r4.partitions.iter().find(|p| p.name == "root").unwrap();
+    let boot4 = r4.partitions.iter().find(|p| p.name == "boot").unwrap();
+    assert_eq!(
+        raw_image::ext4::Ext4::new(&img4, root4.start_bytes)
+            .read_file("/etc/hostname")
+            .unwrap(),
+        b"black-pearl\n"
+    );
+    assert_eq!(
+        raw_image::fat::Fat::new(&img4, boot4.start_bytes)
+            .read("/user-data")
+            .unwrap(),
+        b"#cloud-config\nhostname: other-ship\n"
+    );
 }
 
 #[test]
