@@ -3,7 +3,7 @@
 //! not read from disk: they hash and compress as zeros).
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -311,7 +311,8 @@ fn scan_once(
     segments: &[Segment],
     use_kept: bool,
 ) -> Result<Scan> {
-    let mut f = File::open(img).with_context(|| format!("opening {}", img.display()))?;
+    use std::os::unix::fs::FileExt;
+    let f = File::open(img).with_context(|| format!("opening {}", img.display()))?;
     let size = f
         .metadata()
         .with_context(|| format!("stat {}", img.display()))?
@@ -335,18 +336,28 @@ fn scan_once(
         .with_context(|| format!("finding the data ranges of {}", img.display()))?;
     let owned: Vec<Segment> = segments.iter().map(|s| (*s).clone()).collect();
     let ranges = split_ranges(&all_ranges, &owned);
-    // The pieces, each one frame: (start, end, segment).
-    let mut pieces: Vec<(u64, u64, Option<&Segment>)> = Vec::new();
+    let mapped_bytes: u64 = ranges.iter().map(|(s, e)| e - s).sum();
+    // The pieces, each one frame: (start, end, segment, first range, number of ranges).
+    let mut cuts: Vec<(u64, u64, Option<&Segment>)> = Vec::new();
     let mut pos = 0;
     for s in &segments {
         if s.start > pos {
-            pieces.push((pos, s.start, None));
+            cuts.push((pos, s.start, None));
         }
-        pieces.push((s.start, s.end, Some(s)));
+        cuts.push((s.start, s.end, Some(s)));
         pos = s.end;
     }
-    if pos < size || pieces.is_empty() {
-        pieces.push((pos, size, None));
+    if pos < size || cuts.is_empty() {
+        cuts.push((pos, size, None));
+    }
+    let mut pieces = Vec::new();
+    let mut next = 0usize;
+    for (ps, pe, seg) in cuts {
+        let first = next;
+        while next < ranges.len() && ranges[next].0 < pe {
+            next += 1;
+        }
+        pieces.push((ps, pe, seg, first, next - first));
     }
     let mut sink = match compressed {
         None | Some((Compression::None | Compression::Zip, _)) => Sink::None,
@@ -377,75 +388,94 @@ fn scan_once(
     let out_name = compressed
         .map(|(_, p)| p.display().to_string())
         .unwrap_or_default();
-    // The reads and the compression run here; the hashing (whole image and per range) runs on a
-    // thread of its own, fed the same buffers, so neither waits for the other.
-    enum Piece {
-        Data(std::sync::Arc<Vec<u8>>),
-        EndRange,
-        Zeros(u64),
-    }
     let zeros = vec![0u8; 1 << 20];
-    let feed_sink_zeros = |n: u64, sink: &mut Sink| -> Result<()> {
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(zeros.len() as u64) as usize;
-            sink.write_all(&zeros[..k])
-                .with_context(|| format!("writing {out_name}"))?;
-            left -= k as u64;
-        }
-        Ok(())
-    };
-    // Per piece: the kept record used (checked after hashing), or the frame being kept.
+    const CHUNK: u64 = 4 << 20;
+
+    // Per kept segment: the record used (checked against the hashes afterwards), or the frame
+    // made here to keep.
     struct Kept<'a> {
         segment: &'a Segment,
         record: Option<FrameRecord>,
-        frame: Option<(tempfile::NamedTempFile, Option<File>)>,
+        frame: Option<tempfile::NamedTempFile>,
         first_range: usize,
         ranges: usize,
     }
     let mut kept: Vec<Kept> = Vec::new();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(8);
-    let mut mapped_bytes = 0u64;
-    let (whole_sha, range_shas, read_result) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(move || {
-            let zeros = vec![0u8; 1 << 20];
-            let mut whole = Sha256::new();
+
+    // Three threads: one reads the image and hashes all of it, one hashes each data range (fed
+    // the same buffers), and this one writes the compressed copy, frame by frame (reading the
+    // image again where it compresses: cheaper than waiting for the hashers).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<Vec<u8>>>(8);
+    let (hashed, compress_result) = std::thread::scope(|scope| {
+        // Buffers go back to the reader once hashed (fresh 4 MiB buffers cost page faults).
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let ranger = scope.spawn(move || {
             let mut cur = Sha256::new();
             let mut shas = Vec::new();
-            for p in rx {
-                match p {
-                    Piece::Data(b) => {
+            for m in rx {
+                match m {
+                    Some(b) => {
                         cur.update(&b[..]);
-                        whole.update(&b[..]);
+                        let _ = back_tx.send(b);
                     }
-                    Piece::EndRange => shas.push(hex::encode(cur.finalize_reset())),
-                    Piece::Zeros(n) => {
-                        let mut left = n;
-                        while left > 0 {
-                            let k = left.min(zeros.len() as u64) as usize;
-                            whole.update(&zeros[..k]);
-                            left -= k as u64;
-                        }
-                    }
+                    None => shas.push(hex::encode(cur.finalize_reset())),
                 }
             }
-            (hex::encode(whole.finalize()), shas)
+            shas
         });
-        let read = (|| -> Result<()> {
-            let send = |p: Piece| {
-                tx.send(p)
-                    .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))
-            };
-            let mut next_range = 0usize;
-            for &(ps, pe, seg) in &pieces {
-                let first_range = next_range;
-                let mut in_piece = 0;
-                while first_range + in_piece < ranges.len() && ranges[first_range + in_piece].0 < pe
-                {
-                    in_piece += 1;
+        let ranges = &ranges;
+        let zeros = &zeros;
+        let reader = scope.spawn(move || -> Result<String> {
+            let f = File::open(img).with_context(|| format!("opening {}", img.display()))?;
+            let mut whole = Sha256::new();
+            let hash_zeros = |whole: &mut Sha256, n: u64| {
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(zeros.len() as u64) as usize;
+                    whole.update(&zeros[..k]);
+                    left -= k as u64;
                 }
-                let mine = &ranges[first_range..first_range + in_piece];
-                next_range += in_piece;
+            };
+            let mut pos = 0u64;
+            for &(start, end) in ranges {
+                hash_zeros(&mut whole, start - pos);
+                let mut at = start;
+                while at < end {
+                    let k = (end - at).min(CHUNK) as usize;
+                    let mut buf = back_rx.try_recv().unwrap_or_default();
+                    buf.resize(k, 0);
+                    f.read_exact_at(&mut buf, at)
+                        .with_context(|| format!("reading {}", img.display()))?;
+                    whole.update(&buf);
+                    tx.send(Some(buf))
+                        .map_err(|_| anyhow::anyhow!("the range hashing thread stopped"))?;
+                    at += k as u64;
+                }
+                tx.send(None)
+                    .map_err(|_| anyhow::anyhow!("the range hashing thread stopped"))?;
+                pos = end;
+            }
+            hash_zeros(&mut whole, size - pos);
+            drop(tx);
+            Ok(hex::encode(whole.finalize()))
+        });
+        let compress = (|| -> Result<()> {
+            if matches!(sink, Sink::None) {
+                return Ok(());
+            }
+            let mut buf = vec![0u8; CHUNK as usize];
+            let feed_zeros = |n: u64, sink: &mut Sink| -> Result<()> {
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(zeros.len() as u64) as usize;
+                    sink.write_all(&zeros[..k])
+                        .with_context(|| format!("writing {out_name}"))?;
+                    left -= k as u64;
+                }
+                Ok(())
+            };
+            for &(ps, pe, seg, first, n) in &pieces {
+                let mine = &ranges[first..first + n];
                 // A kept frame for this piece, when its record matches the image's ranges here.
                 let record = seg
                     .filter(|_| use_kept)
@@ -457,12 +487,12 @@ fn scan_once(
                                 .zip(mine)
                                 .all(|(k, m)| k.0 + ps == m.0 && k.1 + ps == m.1)
                     });
-                let mut keep_file = None;
+                let mut frame = None;
                 match (&record, seg) {
                     (Some(r), Some(s)) => {
-                        let sha = sink
-                            .copy_frame(&s.frame())
-                            .with_context(|| format!("copying {} into {out_name}", s.frame().display()))?;
+                        let sha = sink.copy_frame(&s.frame()).with_context(|| {
+                            format!("copying {} into {out_name}", s.frame().display())
+                        })?;
                         if sha != r.frame_sha256 {
                             s.forget();
                             return Err(StaleFrame(format!(
@@ -474,75 +504,67 @@ fn scan_once(
                         }
                     }
                     _ => {
+                        let mut copy = None;
                         if let Some(keep) = seg.and_then(|s| s.keep.as_ref()) {
                             let dir = keep.parent().unwrap_or(Path::new("."));
                             let t = tempfile::Builder::new()
                                 .prefix(".frame.tmp-")
                                 .tempfile_in(dir)
-                                .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-                            let copy = t.reopen().with_context(|| format!("opening {}", t.path().display()))?;
-                            keep_file = Some((t, Some(copy)));
+                                .with_context(|| {
+                                    format!("creating a temporary file in {}", dir.display())
+                                })?;
+                            copy = Some(
+                                t.reopen()
+                                    .with_context(|| format!("opening {}", t.path().display()))?,
+                            );
+                            frame = Some(t);
                         }
-                        let copy = keep_file.as_mut().and_then(|(_, c)| c.take());
                         sink.start_frame(pe - ps, copy)
                             .with_context(|| format!("starting a frame of {out_name}"))?;
-                    }
-                }
-                let fresh = record.is_none();
-                let mut pos = ps;
-                for &(start, end) in mine {
-                    send(Piece::Zeros(start - pos))?;
-                    if fresh {
-                        feed_sink_zeros(start - pos, &mut sink)?;
-                    }
-                    f.seek(SeekFrom::Start(start))
-                        .with_context(|| format!("seeking in {}", img.display()))?;
-                    let mut left = end - start;
-                    while left > 0 {
-                        let k = left.min(4 << 20) as usize;
-                        let mut buf = vec![0u8; k];
-                        f.read_exact(&mut buf)
-                            .with_context(|| format!("reading {}", img.display()))?;
-                        let buf = std::sync::Arc::new(buf);
-                        send(Piece::Data(buf.clone()))?;
-                        if fresh {
-                            sink.write_all(&buf)
-                                .with_context(|| format!("writing {out_name}"))?;
+                        let mut pos = ps;
+                        for &(start, end) in mine {
+                            feed_zeros(start - pos, &mut sink)?;
+                            let mut at = start;
+                            while at < end {
+                                let k = (end - at).min(CHUNK) as usize;
+                                f.read_exact_at(&mut buf[..k], at)
+                                    .with_context(|| format!("reading {}", img.display()))?;
+                                sink.write_all(&buf[..k])
+                                    .with_context(|| format!("writing {out_name}"))?;
+                                at += k as u64;
+                            }
+                            pos = end;
                         }
-                        left -= k as u64;
-                    }
-                    send(Piece::EndRange)?;
-                    mapped_bytes += end - start;
-                    pos = end;
-                }
-                send(Piece::Zeros(pe - pos))?;
-                if fresh {
-                    feed_sink_zeros(pe - pos, &mut sink)?;
-                    let copy = sink
-                        .end_frame()
-                        .with_context(|| format!("finishing a frame of {out_name}"))?;
-                    if let (Some((t, _)), Some(c)) = (keep_file.as_mut(), copy) {
-                        c.sync_all()
-                            .with_context(|| format!("syncing {}", t.path().display()))?;
+                        feed_zeros(pe - pos, &mut sink)?;
+                        let copy = sink
+                            .end_frame()
+                            .with_context(|| format!("finishing a frame of {out_name}"))?;
+                        if let (Some(t), Some(c)) = (&frame, copy) {
+                            c.sync_all()
+                                .with_context(|| format!("syncing {}", t.path().display()))?;
+                        }
                     }
                 }
                 if let Some(s) = seg {
                     kept.push(Kept {
                         segment: s,
                         record,
-                        frame: keep_file,
-                        first_range,
-                        ranges: in_piece,
+                        frame,
+                        first_range: first,
+                        ranges: n,
                     });
                 }
             }
             Ok(())
         })();
-        drop(tx);
-        let (w, r) = hasher.join().unwrap_or_default();
-        (w, r, read)
+        let whole = reader
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the image reading thread panicked")));
+        let shas = ranger.join().unwrap_or_default();
+        (whole.map(|w| (w, shas)), compress)
     });
-    read_result?;
+    compress_result?;
+    let (whole_sha, range_shas) = hashed?;
     if range_shas.len() != ranges.len() {
         bail!("hashing {} stopped early", img.display());
     }
@@ -572,7 +594,7 @@ fn scan_once(
                     );
                 }
             }
-            (None, Some((t, _))) => {
+            (None, Some(t)) => {
                 let (frame_sha256, frame_size) = artifact::sha256_file(t.path())?;
                 let record = FrameRecord {
                     length: k.segment.end - k.segment.start,
@@ -659,6 +681,7 @@ pub fn zip(img: &Path, out: &Path, epoch: i64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Seek, SeekFrom};
 
     /// A sparse file with data, holes and a partial last block.
     fn sparse(dir: &Path) -> std::path::PathBuf {
