@@ -6,7 +6,8 @@
 //!   (same sha256 as the .img) and pyspdxtools accept them; the manifest names the board, the
 //!   version, every artifact's digest and the installed packages.
 //! - `drydock build` (default board) with nothing changed: every step a cache hit, nothing copied.
-//! - Reproducible: the image artifact removed and assembled again gives the same .img sha256.
+//! - Reproducible: the image artifact removed and assembled again gives the same .img and .img.zst
+//!   sha256, with the root file system made afresh and with the kept one copied into place.
 //! - A build killed during assembly leaves no complete bundle and no image artifact.
 //! - A package apt cannot install fails the build with apt's own message.
 
@@ -203,15 +204,40 @@ fn rpi_arm64_bundle_default_board_and_reproducible() {
         j2["seconds"].as_f64().unwrap()
     );
 
-    // Reproducible: assemble the image again from the cached artifacts.
-    let before = sha(&img);
+    // Reproducible: assemble the image again from the cached artifacts, once making the root
+    // file system afresh (the kept one removed), once copying the kept one into place: the
+    // same .img and the same .img.zst each time.
+    let zst = out.join("drydock-rpi-arm64.img.zst");
+    let (before, before_zst) = (sha(&img), sha(&zst));
     let store = artifact::Store::open(artifact::Store::default_root()).unwrap();
     let digest = step(&j2, "image")["digest"].as_str().unwrap().to_string();
-    std::fs::remove_dir_all(store.root().join("entries/image").join(&digest)).unwrap();
-    let j3 = build(&["rpi-arm64"], &out);
-    assert_eq!(step(&j3, "image")["cached"], false);
-    assert_eq!(step(&j3, "system")["cached"], true);
-    assert_eq!(sha(&img), before, "assembling twice gave different images");
+    let entry = store.root().join("entries/image").join(&digest);
+    let root_reused = || -> bool {
+        let m = artifact::Manifest::load(&entry).unwrap();
+        let parts = m.metadata["partitions"].as_array().unwrap().clone();
+        let root = parts.iter().find(|p| p["name"] == "root").unwrap();
+        root["reused"].as_bool().unwrap()
+    };
+    let trees = store.root().join("aux/system-trees/rpi-arm64");
+    for kept in std::fs::read_dir(&trees).unwrap() {
+        let kept = kept.unwrap().path().join("kept");
+        if kept.exists() {
+            std::fs::remove_dir_all(&kept).unwrap();
+        }
+    }
+    for reused in [false, true] {
+        std::fs::remove_dir_all(&entry).unwrap();
+        let j3 = build(&["rpi-arm64"], &out);
+        assert_eq!(step(&j3, "image")["cached"], false);
+        assert_eq!(step(&j3, "system")["cached"], true);
+        assert_eq!(root_reused(), reused);
+        assert_eq!(sha(&img), before, "assembling again gave a different image (kept root: {reused})");
+        assert_eq!(sha(&zst), before_zst, "assembling again gave a different .img.zst (kept root: {reused})");
+        eprintln!(
+            "rpi-arm64 image stage, kept root {reused}: {:.2} s",
+            step(&j3, "image")["seconds"].as_f64().unwrap()
+        );
+    }
 }
 
 #[test]

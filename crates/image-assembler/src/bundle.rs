@@ -98,19 +98,27 @@ pub struct Segment {
     pub keep: Option<PathBuf>,
 }
 
-/// What is kept about a segment's bytes, beside its compressed frame.
+/// What is kept about a kept segment's bytes: its data ranges with their sha256 (checked each
+/// time the segment is scanned again) and, with zstd, its compressed frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FrameRecord {
-    /// Length of the segment; the frame decompresses to exactly these bytes.
+struct Record {
+    /// Length of the segment.
     length: u64,
+    /// Data ranges relative to the segment's start, with their sha256.
+    ranges: Vec<(u64, u64, String)>,
+    frame: Option<FrameInfo>,
+}
+
+/// A kept zstd frame: it decompresses to the segment's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameInfo {
     level: i32,
     threads: u32,
     zstd: u32,
-    /// Data ranges relative to the segment's start, with their sha256.
-    ranges: Vec<(u64, u64, String)>,
-    frame_size: u64,
-    frame_sha256: String,
+    size: u64,
+    sha256: String,
 }
 
 impl Segment {
@@ -121,26 +129,44 @@ impl Segment {
         self.kept("zst").unwrap_or_default()
     }
     fn record(&self) -> PathBuf {
-        self.kept("frame.json").unwrap_or_default()
+        self.kept("record.json").unwrap_or_default()
     }
-    /// The kept record, if there is one for these settings.
-    fn load(&self, threads: u32) -> Option<FrameRecord> {
-        self.keep.as_ref()?;
-        let text = std::fs::read_to_string(self.record()).ok()?;
-        let r: FrameRecord = serde_json::from_str(&text).ok()?;
-        let frame_len = std::fs::metadata(self.frame()).ok()?.len();
-        (r.length == self.end - self.start
-            && r.level == ZSTD_LEVEL
-            && r.threads == threads
-            && r.zstd == zstd::zstd_safe::version_number()
-            && r.frame_size == frame_len)
-            .then_some(r)
+    /// The kept record of this segment, if any.
+    fn load(&self) -> Option<Record> {
+        let text = std::fs::read_to_string(self.kept("record.json")?).ok()?;
+        let r: Record = serde_json::from_str(&text).ok()?;
+        (r.length == self.end - self.start).then_some(r)
+    }
+    /// Whether the record's frame can stand for a frame compressed here.
+    fn frame_usable(&self, r: &Record, threads: u32) -> bool {
+        let len = std::fs::metadata(self.frame()).map(|m| m.len()).ok();
+        r.frame.as_ref().is_some_and(|f| {
+            f.level == ZSTD_LEVEL
+                && f.threads == threads
+                && f.zstd == zstd::zstd_safe::version_number()
+                && Some(f.size) == len
+        })
     }
     fn forget(&self) {
         if self.keep.is_some() {
             let _ = std::fs::remove_file(self.record());
             let _ = std::fs::remove_file(self.frame());
         }
+    }
+    /// The segment's bytes are not the recorded ones: the kept partition (`<keep>.part`)
+    /// changed on disk. Remove everything kept about it.
+    fn damaged(&self, img: &Path, why: &str) -> anyhow::Error {
+        self.forget();
+        if let Some(part) = self.kept("part") {
+            let _ = std::fs::remove_file(part);
+        }
+        anyhow::anyhow!(
+            "bytes {}..{} of {} are not the ones recorded in {} ({why}): a kept file system changed on disk; it is removed, build again",
+            self.start,
+            self.end,
+            img.display(),
+            self.record().display()
+        )
     }
 }
 
@@ -318,16 +344,12 @@ fn scan_once(
         .with_context(|| format!("stat {}", img.display()))?
         .len();
     let zstd = matches!(compressed, Some((Compression::Zstd, _)));
-    let mut segments: Vec<&Segment> = if zstd {
-        // Cut only at whole blocks, so no block map range shares a block with another.
-        let whole = |o: u64| o % bmap::BLOCK_SIZE == 0 || o == size;
-        segments
-            .iter()
-            .filter(|s| s.start < s.end && s.end <= size && whole(s.start) && whole(s.end))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // Cut only at whole blocks, so no block map range shares a block with another.
+    let whole = |o: u64| o % bmap::BLOCK_SIZE == 0 || o == size;
+    let mut segments: Vec<&Segment> = segments
+        .iter()
+        .filter(|s| s.start < s.end && s.end <= size && whole(s.start) && whole(s.end))
+        .collect();
     segments.sort_by_key(|s| s.start);
     if segments.windows(2).any(|w| w[0].end > w[1].start) {
         bail!("kept segments of {} overlap", img.display());
@@ -395,12 +417,26 @@ fn scan_once(
     // made here to keep.
     struct Kept<'a> {
         segment: &'a Segment,
-        record: Option<FrameRecord>,
+        record: Option<Record>,
+        /// The kept frame was copied.
+        frame_used: bool,
+        /// A frame compressed here, to keep.
         frame: Option<tempfile::NamedTempFile>,
         first_range: usize,
         ranges: usize,
     }
     let mut kept: Vec<Kept> = Vec::new();
+    // A record whose ranges are not where the image has data: the kept bytes changed.
+    for &(ps, _, seg, first, n) in &pieces {
+        if let Some((s, r)) = seg.and_then(|s| s.load().map(|r| (s, r))) {
+            let mine = &ranges[first..first + n];
+            let same = r.ranges.len() == mine.len()
+                && r.ranges.iter().zip(mine).all(|(k, m)| k.0 + ps == m.0 && k.1 + ps == m.1);
+            if !same {
+                return Err(s.damaged(img, "its data ranges moved"));
+            }
+        }
+    }
 
     // Three threads: one reads the image and hashes all of it, one hashes each data range (fed
     // the same buffers), and this one writes the compressed copy, frame by frame (reading the
@@ -460,9 +496,7 @@ fn scan_once(
             Ok(hex::encode(whole.finalize()))
         });
         let compress = (|| -> Result<()> {
-            if matches!(sink, Sink::None) {
-                return Ok(());
-            }
+            let compressing = !matches!(sink, Sink::None);
             let mut buf = vec![0u8; CHUNK as usize];
             let feed_zeros = |n: u64, sink: &mut Sink| -> Result<()> {
                 let mut left = n;
@@ -476,36 +510,31 @@ fn scan_once(
             };
             for &(ps, pe, seg, first, n) in &pieces {
                 let mine = &ranges[first..first + n];
-                // A kept frame for this piece, when its record matches the image's ranges here.
-                let record = seg
-                    .filter(|_| use_kept)
-                    .and_then(|s| s.load(threads))
-                    .filter(|r| {
-                        r.ranges.len() == mine.len()
-                            && r.ranges
-                                .iter()
-                                .zip(mine)
-                                .all(|(k, m)| k.0 + ps == m.0 && k.1 + ps == m.1)
-                    });
+                // The kept record (its ranges checked above), and whether its frame stands in.
+                let record = seg.and_then(|s| s.load());
+                let frame_used = zstd
+                    && use_kept
+                    && matches!((seg, &record), (Some(s), Some(r)) if s.frame_usable(r, threads));
                 let mut frame = None;
                 match (&record, seg) {
-                    (Some(r), Some(s)) => {
+                    (Some(r), Some(s)) if frame_used => {
                         let sha = sink.copy_frame(&s.frame()).with_context(|| {
                             format!("copying {} into {out_name}", s.frame().display())
                         })?;
-                        if sha != r.frame_sha256 {
+                        let want = r.frame.as_ref().map(|f| f.sha256.as_str()).unwrap_or_default();
+                        if sha != want {
                             s.forget();
                             return Err(StaleFrame(format!(
-                                "the kept frame {} is not the recorded one (sha256 {sha}, recorded {}); removed",
+                                "the kept frame {} is not the recorded one (sha256 {sha}, recorded {want}); removed",
                                 s.frame().display(),
-                                r.frame_sha256
                             ))
                             .into());
                         }
                     }
+                    _ if !compressing => {}
                     _ => {
                         let mut copy = None;
-                        if let Some(keep) = seg.and_then(|s| s.keep.as_ref()) {
+                        if let Some(keep) = seg.and_then(|s| s.keep.as_ref()).filter(|_| zstd) {
                             let dir = keep.parent().unwrap_or(Path::new("."));
                             let t = tempfile::Builder::new()
                                 .prefix(".frame.tmp-")
@@ -545,10 +574,11 @@ fn scan_once(
                         }
                     }
                 }
-                if let Some(s) = seg {
+                if let Some(s) = seg.filter(|s| s.keep.is_some()) {
                     kept.push(Kept {
                         segment: s,
                         record,
+                        frame_used,
                         frame,
                         first_range: first,
                         ranges: n,
@@ -568,8 +598,8 @@ fn scan_once(
     if range_shas.len() != ranges.len() {
         bail!("hashing {} stopped early", img.display());
     }
-    // Kept segments: the bytes used must be the recorded ones; frames made here are kept.
-    let kept_frames = kept.iter().filter(|k| k.record.is_some()).count();
+    // Kept segments: the bytes must be the recorded ones; what was made here is kept.
+    let kept_frames = kept.iter().filter(|k| k.frame_used).count();
     for k in kept {
         let shas = &range_shas[k.first_range..k.first_range + k.ranges];
         let here: Vec<(u64, u64, String)> = ranges[k.first_range..k.first_range + k.ranges]
@@ -577,43 +607,37 @@ fn scan_once(
             .zip(shas)
             .map(|(&(s, e), sha)| (s - k.segment.start, e - k.segment.start, sha.clone()))
             .collect();
-        match (k.record, k.frame) {
-            (Some(r), _) => {
-                if r.ranges != here {
-                    // The image holds a kept partition that changed on disk: remove it too.
-                    k.segment.forget();
-                    if let Some(part) = k.segment.kept("part") {
-                        let _ = std::fs::remove_file(part);
-                    }
-                    bail!(
-                        "bytes {}..{} of {} are not the ones recorded in {} (a kept file system was changed on disk); its frame is removed, build again",
-                        k.segment.start,
-                        k.segment.end,
-                        img.display(),
-                        k.segment.record().display()
-                    );
-                }
+        if let Some(r) = &k.record {
+            if r.ranges != here {
+                return Err(k.segment.damaged(img, "its data hash differently"));
             }
-            (None, Some(t)) => {
-                let (frame_sha256, frame_size) = artifact::sha256_file(t.path())?;
-                let record = FrameRecord {
-                    length: k.segment.end - k.segment.start,
-                    level: ZSTD_LEVEL,
-                    threads,
-                    zstd: zstd::zstd_safe::version_number(),
-                    ranges: here,
-                    frame_size,
-                    frame_sha256,
-                };
+        }
+        let frame = match k.frame {
+            Some(t) => {
+                let (sha256, size) = artifact::sha256_file(t.path())?;
                 t.persist(k.segment.frame())
                     .map_err(|e| e.error)
                     .with_context(|| format!("keeping {}", k.segment.frame().display()))?;
-                artifact::fsutil::write_atomic(
-                    &k.segment.record(),
-                    (serde_json::to_string(&record)? + "\n").as_bytes(),
-                )?;
+                Some(FrameInfo {
+                    level: ZSTD_LEVEL,
+                    threads,
+                    zstd: zstd::zstd_safe::version_number(),
+                    size,
+                    sha256,
+                })
             }
-            (None, None) => {}
+            None => None,
+        };
+        if k.record.is_none() || frame.is_some() {
+            let record = Record {
+                length: k.segment.end - k.segment.start,
+                ranges: here,
+                frame,
+            };
+            artifact::fsutil::write_atomic(
+                &k.segment.record(),
+                (serde_json::to_string(&record)? + "\n").as_bytes(),
+            )?;
         }
     }
     let mapped: Vec<Range> = ranges
@@ -772,7 +796,7 @@ mod tests {
         }
         let (first, f) = run("first.zst", true);
         assert_eq!(f.kept_frames, 0);
-        assert!(keep.join("root-k.zst").is_file() && keep.join("root-k.frame.json").is_file());
+        assert!(keep.join("root-k.zst").is_file() && keep.join("root-k.record.json").is_file());
         let (second, s) = run("second.zst", true);
         assert_eq!(s.kept_frames, 1);
         let sha = |p: &Path| artifact::sha256_file(p).unwrap().0;
@@ -800,10 +824,18 @@ mod tests {
         let e = scan_with(&img2, Some((Compression::Zstd, &d.path().join("x.zst"))), 2, &segs(true))
             .unwrap_err();
         assert!(format!("{e:#}").contains("not the ones recorded"), "{e:#}");
-        assert!(!keep.join("root-k.frame.json").exists());
-        // Without zstd, segments change nothing.
+        assert!(!keep.join("root-k.record.json").exists());
+        // Without zstd: no frames, the same block map, and the kept bytes are still checked.
         let a = scan_with(&img, None, 1, &segs(true)).unwrap();
         assert_eq!(a.bmap, scan(&img, None, 1).unwrap().bmap);
+        assert!(keep.join("root-k.record.json").is_file());
+        {
+            use std::os::unix::fs::FileExt;
+            let f = File::options().write(true).open(&img).unwrap();
+            f.write_all_at(b"middle", 8 << 20).unwrap();
+        }
+        let e = scan_with(&img, None, 1, &segs(true)).unwrap_err();
+        assert!(format!("{e:#}").contains("not the ones recorded"), "{e:#}");
         // No range is empty, none spans a segment boundary.
         for r in &p.bmap.ranges {
             assert!(r.first <= r.last, "{r:?}");

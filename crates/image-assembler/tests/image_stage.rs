@@ -276,6 +276,38 @@ fn bundle_is_valid_and_reproducible() {
     assert!(!tree.join("boot/firmware/preload").exists());
     assert!(tree.join("boot/firmware/config.txt").exists());
 
+    // A kept root file system changed on disk: the build that copied it refuses the image
+    // (its bytes hash differently from the record) and removes it; the next build makes it again.
+    let kept = std::fs::read_dir(cache.join("system-digest/kept"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "part"))
+        .expect("a kept root file system");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::options().write(true).open(&kept).unwrap();
+        f.write_all_at(b"DAMAGED!", 1024 + 0x78).unwrap(); // the superblock's volume name
+    }
+    let work = tempfile::tempdir_in(d.path()).unwrap();
+    let out_bad = d.path().join("out-bad");
+    std::fs::create_dir_all(&out_bad).unwrap();
+    let inputs = ImageInputs {
+        system_tarball: tarball.clone(),
+        preload_files: vec![archive.clone()],
+        tree_cache: Some((cache.clone(), "system-digest".to_string())),
+    };
+    let e = format!(
+        "{:#}",
+        image::build(&s, &inputs, work.path(), &out_bad, &|_| {}).unwrap_err()
+    );
+    assert!(e.contains("changed on disk"), "{e}");
+    assert!(!kept.exists());
+    assert!(!out_bad.join("SHA256SUMS").exists());
+    let r6 = build(&s, &tarball, vec![archive.clone()], Some(&cache), &d.path().join("out6"));
+    assert!(!reused(&r6, "root"));
+    assert_eq!(r6.image_sha256, r1.image_sha256);
+    assert_eq!(r6.compressed_sha256, r1.compressed_sha256);
+
     // Another hostname: another image, from the same cached tree and the same kept root file
     // system (the hostname is in the seed; the root names the board's default); the same bytes
     // as building it without the cache.
