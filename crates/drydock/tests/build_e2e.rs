@@ -284,7 +284,12 @@ fn killed_build_leaves_no_complete_bundle() {
         }
     }
     assert!(saw, "the build never reached the image stage");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The fill copies the kept root file system in about a second: kill it mid-way.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the build ended before it could be killed"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(

@@ -536,8 +536,11 @@ fn scan_once(
                         let mut copy = None;
                         if let Some(keep) = seg.and_then(|s| s.keep.as_ref()).filter(|_| zstd) {
                             let dir = keep.parent().unwrap_or(Path::new("."));
+                            // `.<keep>.zst.tmp-*`: raw_image::keep::prune removes what a killed
+                            // build left.
+                            let name = keep.file_name().unwrap_or_default().to_string_lossy();
                             let t = tempfile::Builder::new()
-                                .prefix(".frame.tmp-")
+                                .prefix(&format!(".{name}.zst.tmp-"))
                                 .tempfile_in(dir)
                                 .with_context(|| {
                                     format!("creating a temporary file in {}", dir.display())
