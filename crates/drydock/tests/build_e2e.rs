@@ -231,8 +231,16 @@ fn rpi_arm64_bundle_default_board_and_reproducible() {
         assert_eq!(step(&j3, "image")["cached"], false);
         assert_eq!(step(&j3, "system")["cached"], true);
         assert_eq!(root_reused(), reused);
-        assert_eq!(sha(&img), before, "assembling again gave a different image (kept root: {reused})");
-        assert_eq!(sha(&zst), before_zst, "assembling again gave a different .img.zst (kept root: {reused})");
+        assert_eq!(
+            sha(&img),
+            before,
+            "assembling again gave a different image (kept root: {reused})"
+        );
+        assert_eq!(
+            sha(&zst),
+            before_zst,
+            "assembling again gave a different .img.zst (kept root: {reused})"
+        );
         eprintln!(
             "rpi-arm64 image stage, kept root {reused}: {:.2} s",
             step(&j3, "image")["seconds"].as_f64().unwrap()

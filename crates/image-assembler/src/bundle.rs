@@ -345,7 +345,7 @@ fn scan_once(
         .len();
     let zstd = matches!(compressed, Some((Compression::Zstd, _)));
     // Cut only at whole blocks, so no block map range shares a block with another.
-    let whole = |o: u64| o % bmap::BLOCK_SIZE == 0 || o == size;
+    let whole = |o: u64| o.is_multiple_of(bmap::BLOCK_SIZE) || o == size;
     let mut segments: Vec<&Segment> = segments
         .iter()
         .filter(|s| s.start < s.end && s.end <= size && whole(s.start) && whole(s.end))
@@ -431,7 +431,10 @@ fn scan_once(
         if let Some((s, r)) = seg.and_then(|s| s.load().map(|r| (s, r))) {
             let mine = &ranges[first..first + n];
             let same = r.ranges.len() == mine.len()
-                && r.ranges.iter().zip(mine).all(|(k, m)| k.0 + ps == m.0 && k.1 + ps == m.1);
+                && r.ranges
+                    .iter()
+                    .zip(mine)
+                    .all(|(k, m)| k.0 + ps == m.0 && k.1 + ps == m.1);
             if !same {
                 return Err(s.damaged(img, "its data ranges moved"));
             }
@@ -521,7 +524,11 @@ fn scan_once(
                         let sha = sink.copy_frame(&s.frame()).with_context(|| {
                             format!("copying {} into {out_name}", s.frame().display())
                         })?;
-                        let want = r.frame.as_ref().map(|f| f.sha256.as_str()).unwrap_or_default();
+                        let want = r
+                            .frame
+                            .as_ref()
+                            .map(|f| f.sha256.as_str())
+                            .unwrap_or_default();
                         if sha != want {
                             s.forget();
                             return Err(StaleFrame(format!(
@@ -774,7 +781,11 @@ mod tests {
         std::fs::create_dir(&keep).unwrap();
         let segs = |kept: bool| {
             vec![
-                Segment { start: 1 << 20, end: 4 << 20, keep: None },
+                Segment {
+                    start: 1 << 20,
+                    end: 4 << 20,
+                    keep: None,
+                },
                 Segment {
                     start: 4 << 20,
                     end: 12 << 20,
@@ -785,7 +796,10 @@ mod tests {
         let run = |name: &str, kept: bool| {
             let zst = d.path().join(name);
             let s = scan_with(&img, Some((Compression::Zstd, &zst)), 2, &segs(kept)).unwrap();
-            assert_eq!(s.compressed.clone().unwrap(), artifact::sha256_file(&zst).unwrap());
+            assert_eq!(
+                s.compressed.clone().unwrap(),
+                artifact::sha256_file(&zst).unwrap()
+            );
             (zst, s)
         };
         let (plain, p) = run("plain.zst", false);
@@ -793,7 +807,10 @@ mod tests {
         // Frames: before, the two segments, after; the concatenation decompresses to the image
         // (zstd's own tool agrees).
         assert_eq!(zstd::decode_all(File::open(&plain).unwrap()).unwrap(), data);
-        let o = std::process::Command::new("zstd").arg("-t").arg(&plain).output();
+        let o = std::process::Command::new("zstd")
+            .arg("-t")
+            .arg(&plain)
+            .output();
         if let Ok(o) = o {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
@@ -824,8 +841,13 @@ mod tests {
             let f = File::options().write(true).open(&img2).unwrap();
             f.write_all_at(b"MIDDLE", 8 << 20).unwrap();
         }
-        let e = scan_with(&img2, Some((Compression::Zstd, &d.path().join("x.zst"))), 2, &segs(true))
-            .unwrap_err();
+        let e = scan_with(
+            &img2,
+            Some((Compression::Zstd, &d.path().join("x.zst"))),
+            2,
+            &segs(true),
+        )
+        .unwrap_err();
         assert!(format!("{e:#}").contains("not the ones recorded"), "{e:#}");
         assert!(!keep.join("root-k.record.json").exists());
         // Without zstd: no frames, the same block map, and the kept bytes are still checked.

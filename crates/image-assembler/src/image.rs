@@ -217,7 +217,10 @@ pub fn apply_settings(
         journal,
         written: Vec::new(),
     };
-    for (what, h) in [("hostname", &spec.hostname), ("root-hostname", &spec.root_hostname)] {
+    for (what, h) in [
+        ("hostname", &spec.hostname),
+        ("root-hostname", &spec.root_hostname),
+    ] {
         if !bootcfg::valid_hostname(h) {
             bail!("{what} {h:?} is not a valid host name (letters, digits and inner hyphens, dot-separated labels of at most 63)");
         }

@@ -303,7 +303,13 @@ fn bundle_is_valid_and_reproducible() {
     assert!(e.contains("changed on disk"), "{e}");
     assert!(!kept.exists());
     assert!(!out_bad.join("SHA256SUMS").exists());
-    let r6 = build(&s, &tarball, vec![archive.clone()], Some(&cache), &d.path().join("out6"));
+    let r6 = build(
+        &s,
+        &tarball,
+        vec![archive.clone()],
+        Some(&cache),
+        &d.path().join("out6"),
+    );
     assert!(!reused(&r6, "root"));
     assert_eq!(r6.image_sha256, r1.image_sha256);
     assert_eq!(r6.compressed_sha256, r1.compressed_sha256);
@@ -312,7 +318,13 @@ fn bundle_is_valid_and_reproducible() {
     // system (the hostname is in the seed; the root names the board's default); the same bytes
     // as building it without the cache.
     let other = spec("other-ship", vec![]);
-    let r4 = build(&other, &tarball, vec![], Some(&cache), &d.path().join("out4"));
+    let r4 = build(
+        &other,
+        &tarball,
+        vec![],
+        Some(&cache),
+        &d.path().join("out4"),
+    );
     assert_ne!(r4.image_sha256, r1.image_sha256);
     assert!(reused(&r4, "root"));
     let r5 = build(&other, &tarball, vec![], None, &d.path().join("out5"));

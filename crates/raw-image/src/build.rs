@@ -302,7 +302,10 @@ pub fn fill_with(
             .collect()
     });
     let mut kept: BTreeMap<String, (PathBuf, bool)> = BTreeMap::new();
-    for (r, p) in results.into_iter().zip(layout.partitions.iter().filter(|p| p.fs != Fs::None)) {
+    for (r, p) in results
+        .into_iter()
+        .zip(layout.partitions.iter().filter(|p| p.fs != Fs::None))
+    {
         if let Some(k) = r? {
             kept.insert(p.name.clone(), k);
         }

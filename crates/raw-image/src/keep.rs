@@ -34,7 +34,13 @@ pub fn part_path(dir: &Path, name: &str, key: &str) -> PathBuf {
 /// Copy the data extents of `src` in `[src_off, src_off + len)` to `dst` at `dst_off` (holes
 /// stay holes: nothing is written there). Returns the bytes copied. In-kernel
 /// (`copy_file_range`), falling back to read and write where the kernel refuses.
-pub fn copy_extents(src: &File, src_off: u64, len: u64, dst: &File, dst_off: u64) -> std::io::Result<u64> {
+pub fn copy_extents(
+    src: &File,
+    src_off: u64,
+    len: u64,
+    dst: &File,
+    dst_off: u64,
+) -> std::io::Result<u64> {
     use nix::errno::Errno;
     use nix::unistd::{lseek, Whence};
     let end = src_off + len;
@@ -107,7 +113,14 @@ pub fn key(tree_key: &str, what: &[String]) -> String {
 
 /// Put a copy in `keep` of the partition at `[start, start + size)` of `image`, then remove the
 /// kept files of other keys of the same partition.
-pub fn store(image: &Path, start: u64, size: u64, keep: &Path, name: &str, key: &str) -> Result<PathBuf> {
+pub fn store(
+    image: &Path,
+    start: u64,
+    size: u64,
+    keep: &Path,
+    name: &str,
+    key: &str,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(keep).ctx(|| format!("creating {}", keep.display()))?;
     let to = part_path(keep, name, key);
     let src = File::open(image).ctx(|| format!("opening {}", image.display()))?;
@@ -118,8 +131,13 @@ pub fn store(image: &Path, start: u64, size: u64, keep: &Path, name: &str, key: 
     tmp.as_file()
         .set_len(size)
         .ctx(|| format!("sizing {}", tmp.path().display()))?;
-    copy_extents(&src, start, size, tmp.as_file(), 0)
-        .ctx(|| format!("copying partition {name} of {} to {}", image.display(), tmp.path().display()))?;
+    copy_extents(&src, start, size, tmp.as_file(), 0).ctx(|| {
+        format!(
+            "copying partition {name} of {} to {}",
+            image.display(),
+            tmp.path().display()
+        )
+    })?;
     tmp.as_file()
         .sync_all()
         .ctx(|| format!("syncing {}", tmp.path().display()))?;

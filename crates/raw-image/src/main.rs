@@ -156,13 +156,16 @@ fn run(cli: Cli) -> Result<()> {
             let inputs = raw_image::Inputs {
                 trees: pairs(&a.trees, "tree")?,
                 blobs: pairs(&a.blobs, "blob")?,
-                reuse: a.keep.map(|dir| -> Result<raw_image::keep::Reuse> {
-                    let trees = pairs(&a.tree_keys, "tree-key")?
-                        .into_iter()
-                        .map(|(n, k)| (n, k.to_string_lossy().into_owned()))
-                        .collect();
-                    Ok(raw_image::keep::Reuse { dir, trees })
-                }).transpose()?,
+                reuse: a
+                    .keep
+                    .map(|dir| -> Result<raw_image::keep::Reuse> {
+                        let trees = pairs(&a.tree_keys, "tree-key")?
+                            .into_iter()
+                            .map(|(n, k)| (n, k.to_string_lossy().into_owned()))
+                            .collect();
+                        Ok(raw_image::keep::Reuse { dir, trees })
+                    })
+                    .transpose()?,
             };
             let epoch = raw_image::blank::source_date_epoch()?;
             let filled = raw_image::fill_with(&layout, &inputs, &a.seed, epoch, &a.out)?;

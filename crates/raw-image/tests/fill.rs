@@ -429,7 +429,12 @@ fn kept_partition_is_reused_byte_for_byte() {
     check_ext4_equals(&second, r2.start_bytes, &root);
     // Holes stay holes: the copy allocates no more than the made image.
     let blocks = |p: &Path| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p).unwrap());
-    assert!(blocks(&second) <= blocks(&plain2) + 8, "{} vs {}", blocks(&second), blocks(&plain2));
+    assert!(
+        blocks(&second) <= blocks(&plain2) + 8,
+        "{} vs {}",
+        blocks(&second),
+        blocks(&plain2)
+    );
 
     // A new key: made again, and the old kept file (and its sidecars) removed.
     std::fs::write(kept.with_extension("sidecar"), "x").unwrap();
