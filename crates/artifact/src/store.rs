@@ -342,18 +342,8 @@ impl Store {
             self.remove(&e.path(), &mut report)?;
         }
         // Old entries: group by (kind, name), keep the most recently used.
-        let mut groups: std::collections::BTreeMap<(String, String), Vec<(SystemTime, PathBuf)>> =
-            Default::default();
-        for (kind, _digest, dir) in self.list()? {
-            let name = Manifest::load(&dir).map(|m| m.name).unwrap_or_default();
-            let used = std::fs::metadata(&dir)
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            groups.entry((kind, name)).or_default().push((used, dir));
-        }
-        for (_, mut dirs) in groups {
-            dirs.sort_by(|a, b| b.0.cmp(&a.0));
-            for (_, dir) in dirs.into_iter().skip(keep) {
+        for (_, dirs) in self.groups()? {
+            for dir in dirs.into_iter().skip(keep) {
                 self.remove(&dir, &mut report)?;
             }
         }
@@ -372,6 +362,45 @@ impl Store {
             for (_, path) in c.into_iter().skip(keep) {
                 self.remove(&path, &mut report)?;
             }
+        }
+        Ok(report)
+    }
+
+    /// Entries grouped by (kind, name), each group most recently used first.
+    fn groups(&self) -> Result<std::collections::BTreeMap<(String, String), Vec<PathBuf>>> {
+        let mut groups: std::collections::BTreeMap<(String, String), Vec<(SystemTime, PathBuf)>> =
+            Default::default();
+        for (kind, _digest, dir) in self.list()? {
+            let name = Manifest::load(&dir).map(|m| m.name).unwrap_or_default();
+            let used = std::fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            groups.entry((kind, name)).or_default().push((used, dir));
+        }
+        Ok(groups
+            .into_iter()
+            .map(|(k, mut dirs)| {
+                dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
+                (k, dirs.into_iter().map(|(_, d)| d).collect())
+            })
+            .collect())
+    }
+
+    /// Remove all but the `keep` most recently used entries of `kind` named `name` (never
+    /// `current`, the one just used). For artifacts that are cheap to make again and large
+    /// (image bundles: one per hostname otherwise piles up).
+    pub fn prune(&self, kind: &str, name: &str, keep: usize, current: &Path) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let dirs = self
+            .groups()?
+            .remove(&(kind.to_string(), name.to_string()))
+            .unwrap_or_default();
+        for dir in dirs
+            .into_iter()
+            .filter(|d| d.as_path() != current)
+            .skip(keep.saturating_sub(1))
+        {
+            self.remove(&dir, &mut report)?;
         }
         Ok(report)
     }
@@ -616,5 +645,27 @@ mod tests {
         assert!(s.lookup("test", &key(13).digest()).is_some());
         assert!(s.lookup("test", &key(12).digest()).is_some());
         assert!(s.lookup("test", &key(10).digest()).is_none());
+    }
+
+    #[test]
+    fn prune_keeps_the_current_and_the_most_recent() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        let mut dirs = Vec::new();
+        for i in 20..25 {
+            dirs.push(s.publish(&key(i), build_ok).unwrap().dir);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The oldest is the one just used: kept, with the newest other one.
+        let r = s.prune("test", "thing", 2, &dirs[0]).unwrap();
+        assert_eq!(r.removed.len(), 3, "{:?}", r.removed);
+        assert!(dirs[0].exists() && dirs[4].exists());
+        assert!(!dirs[1].exists() && !dirs[2].exists() && !dirs[3].exists());
+        // Another name is left alone.
+        assert_eq!(
+            s.prune("test", "other", 1, &dirs[0]).unwrap().removed.len(),
+            0
+        );
+        assert!(dirs[4].exists());
     }
 }

@@ -15,6 +15,10 @@ use crate::profile::Profile;
 use crate::progress::Progress;
 use crate::Ctx;
 
+/// Image bundles of one image name kept in the cache after a build (the one just built
+/// included); older ones are removed (`drydock cache gc` applies its own `--keep` to the rest).
+pub const KEEP_IMAGES: usize = 3;
+
 /// What one step did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StepReport {
@@ -232,5 +236,22 @@ pub fn run(
         &image.digest()[..12]
     ));
     steps.push(report("image", &image, cached, t));
+    // Bundles are large and cheap to make again (seconds, from the kept system and root file
+    // system): keep the few most recent of this image, not one per hostname ever built.
+    if !cached {
+        match ctx
+            .store
+            .prune("image", &image.manifest.name, KEEP_IMAGES, &image.dir)
+        {
+            Ok(r) if !r.removed.is_empty() => tracing::info!(
+                "removed {} older {} bundles from the cache ({:.1} GiB)",
+                r.removed.len(),
+                image.manifest.name,
+                r.freed_bytes as f64 / (1u64 << 30) as f64
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not remove older bundles from the cache: {e:#}"),
+        }
+    }
     Ok(Outcome { image, steps })
 }
