@@ -284,8 +284,11 @@ pub fn fill_with(
                                 tracing::info!(partition = %p.name, kept = %part.display(), "reused the kept file system");
                                 return Ok(Some((base, true)));
                             }
+                            let t = std::time::Instant::now();
                             make_ext4(layout, p, placed, &args, tmp_path, tree.as_deref(), epoch, conf)?;
+                            let made = t.elapsed().as_secs_f64();
                             crate::keep::store(tmp_path, placed.start, placed.size, dir, &p.name, &key)?;
+                            tracing::debug!(partition = %p.name, made, kept = t.elapsed().as_secs_f64() - made, "made the file system and kept it");
                             Ok(Some((base, false)))
                         }
                         Fs::None => Ok(None),
