@@ -50,6 +50,9 @@ pub fn run(ctx: &Ctx, a: CacheArgs) -> Result<ExitCode> {
                 }
                 println!("cache: {}", store.root().display());
             }
+            if !json {
+                working_caches(store);
+            }
             Ok(ExitCode::SUCCESS)
         }
         CacheCommand::Verify => {
@@ -100,5 +103,32 @@ pub fn human(b: u64) -> String {
         format!("{b} B")
     } else {
         format!("{v:.1} {}", units[i])
+    }
+}
+
+/// Print the working caches beside the entries (`aux/`: made again when missing) and their sizes.
+fn working_caches(store: &artifact::Store) {
+    let aux = store.root().join("aux");
+    let mut extra = Vec::new();
+    for e in std::fs::read_dir(&aux).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "system-trees" {
+            for b in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                let board = b.file_name().to_string_lossy().into_owned();
+                extra.push((
+                    format!("system-trees/{board}"),
+                    artifact::store::du(&b.path()),
+                ));
+            }
+        } else {
+            extra.push((name, artifact::store::du(&e.path())));
+        }
+    }
+    extra.sort();
+    if !extra.is_empty() {
+        println!("working caches (aux/; system-trees/BOARD: the unpacked system and its kept root file system):");
+        for (name, size) in extra {
+            println!("  {name:<40} {:>10}", human(size));
+        }
     }
 }

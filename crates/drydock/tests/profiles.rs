@@ -248,4 +248,20 @@ fn cache_verify_finds_flipped_byte() {
         0,
         "quarantined entry still listed"
     );
+    // The text listing also names the working caches, per board for the system trees.
+    let kept = cache.path().join("aux/system-trees/board-x/kept");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::write(kept.join("root-k.part"), vec![1u8; 5000]).unwrap();
+    let ls = drydock()
+        .args(["cache", "ls", "--cache-dir"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(ls.status.success(), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("system-trees/board-x"))
+        .unwrap_or_else(|| panic!("no working cache line:\n{text}"));
+    assert!(line.contains("KiB"), "{line}");
 }
