@@ -480,6 +480,8 @@ pub fn build(
             trees,
             blobs: BTreeMap::new(),
             reuse,
+            // The store fsyncs what it publishes; the disk writes while the image is scanned.
+            defer_sync: true,
         },
         &spec.disk_seed,
         spec.epoch,
@@ -543,7 +545,20 @@ pub fn build(
         compressed_path.as_deref().map(|p| (spec.compression, p)),
         bundle::threads(),
         &segments,
-    )?;
+    );
+    // A root file system made here is kept only once the image it is part of checked out.
+    let scan = match scan {
+        Ok(s) => {
+            raw_image::keep::seal(&filled)?;
+            s
+        }
+        Err(e) => {
+            for p in filled.partitions.iter().filter_map(|p| p.pending.as_ref()) {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+    };
     if spec.compression == Compression::Zip {
         if let Some(p) = &compressed_path {
             bundle::zip(&img, p, spec.epoch)?;

@@ -41,6 +41,10 @@ pub struct Inputs {
     pub blobs: BTreeMap<String, PathBuf>,
     /// Keep made ext4 partitions between fills and reuse them (see [`crate::keep`]).
     pub reuse: Option<crate::keep::Reuse>,
+    /// The caller makes the image durable itself (e.g. a store that fsyncs what it publishes):
+    /// only start its writeback, and leave newly kept partitions pending until
+    /// [`crate::keep::seal`] (so the disk writes while the caller works).
+    pub defer_sync: bool,
 }
 
 /// One partition of a made image.
@@ -65,6 +69,9 @@ pub struct FilledPartition {
     /// callers may keep their own `<that>.*` files about them.
     #[serde(skip)]
     pub kept: Option<PathBuf>,
+    /// A kept copy made by this fill and not yet sealed ([`Inputs::defer_sync`]).
+    #[serde(skip)]
+    pub pending: Option<PathBuf>,
 }
 
 /// A made image.
@@ -132,6 +139,7 @@ pub fn fill(
         trees: trees.clone(),
         blobs: BTreeMap::new(),
         reuse: None,
+        defer_sync: false,
     };
     fill_with(layout, &inputs, seed, epoch, out)
 }
@@ -237,7 +245,9 @@ pub fn fill_with(
         Some(r) if !r.trees.is_empty() => Some(tool_version("mke2fs")?),
         _ => None,
     };
-    let results: Vec<Result<Option<(PathBuf, bool)>>> = std::thread::scope(|s| {
+    // Per partition, when kept: (base path, reused, copy pending its seal).
+    type KeptPart = Option<(PathBuf, bool, Option<PathBuf>)>;
+    let results: Vec<Result<KeptPart>> = std::thread::scope(|s| {
         let handles: Vec<_> = layout
             .partitions
             .iter()
@@ -254,7 +264,7 @@ pub fn fill_with(
                         .map(|k| (r.dir.as_path(), k.as_str(), v.as_str())),
                     _ => None,
                 };
-                s.spawn(move || -> Result<Option<(PathBuf, bool)>> {
+                s.spawn(move || -> Result<KeptPart> {
                     match p.fs {
                         Fs::Fat32 => {
                             make_fat(layout, p, placed, ids, tmp_path, tree.as_deref(), epoch)
@@ -280,16 +290,26 @@ pub fn fill_with(
                                     .write(true)
                                     .open(tmp_path)
                                     .ctx(|| format!("opening {}", tmp_path.display()))?;
+                                let t = std::time::Instant::now();
                                 crate::keep::place(&part, &image, tmp_path, placed.start, placed.size)?;
+                                tracing::debug!(partition = %p.name, seconds = t.elapsed().as_secs_f64(), "kept file system copied");
                                 tracing::info!(partition = %p.name, kept = %part.display(), "reused the kept file system");
-                                return Ok(Some((base, true)));
+                                return Ok(Some((base, true, None)));
                             }
                             let t = std::time::Instant::now();
                             make_ext4(layout, p, placed, &args, tmp_path, tree.as_deref(), epoch, conf)?;
                             let made = t.elapsed().as_secs_f64();
-                            crate::keep::store(tmp_path, placed.start, placed.size, dir, &p.name, &key)?;
+                            let pending = crate::keep::store(
+                                tmp_path,
+                                placed.start,
+                                placed.size,
+                                dir,
+                                &p.name,
+                                &key,
+                                !inputs.defer_sync,
+                            )?;
                             tracing::debug!(partition = %p.name, made, kept = t.elapsed().as_secs_f64() - made, "made the file system and kept it");
-                            Ok(Some((base, false)))
+                            Ok(Some((base, false, pending)))
                         }
                         Fs::None => Ok(None),
                     }
@@ -304,7 +324,7 @@ pub fn fill_with(
             })
             .collect()
     });
-    let mut kept: BTreeMap<String, (PathBuf, bool)> = BTreeMap::new();
+    let mut kept: BTreeMap<String, (PathBuf, bool, Option<PathBuf>)> = BTreeMap::new();
     for (r, p) in results
         .into_iter()
         .zip(layout.partitions.iter().filter(|p| p.fs != Fs::None))
@@ -331,14 +351,22 @@ pub fn fill_with(
                 written_blobs.push((b.name.clone(), b.offset, data.len() as u64));
             }
         }
-        f.sync_all()
-            .ctx(|| format!("syncing {}", tmp_path.display()))?;
+        if inputs.defer_sync {
+            crate::keep::start_writeback(&f);
+        } else {
+            let t = std::time::Instant::now();
+            f.sync_all()
+                .ctx(|| format!("syncing {}", tmp_path.display()))?;
+            tracing::debug!(seconds = t.elapsed().as_secs_f64(), "image synced");
+        }
     }
     let table = inspect::read_table(&tmp_path)?;
     tmp.persist(out)
         .map_err(|e| e.error)
         .ctx(|| format!("renaming the image to {}", out.display()))?;
-    artifact::fsutil::sync_dir(dir)?;
+    if !inputs.defer_sync {
+        artifact::fsutil::sync_dir(dir)?;
+    }
     let partitions = layout
         .partitions
         .iter()
@@ -364,6 +392,7 @@ pub fn fill_with(
                 filled: inputs.trees.contains_key(&p.name),
                 reused: kept.get(&p.name).is_some_and(|k| k.1),
                 kept: kept.get(&p.name).map(|k| k.0.clone()),
+                pending: kept.get(&p.name).and_then(|k| k.2.clone()),
             }
         })
         .collect();

@@ -112,7 +112,9 @@ pub fn key(tree_key: &str, what: &[String]) -> String {
 }
 
 /// Put a copy in `keep` of the partition at `[start, start + size)` of `image`, then remove the
-/// kept files of other keys of the same partition.
+/// kept files of other keys of the same partition. With `seal` false the copy is left beside
+/// its final name, its writeback started, and the path returned: [`seal`] it once the caller
+/// trusts the partition (until then a later fill cannot pick it up).
 pub fn store(
     image: &Path,
     start: u64,
@@ -120,9 +122,9 @@ pub fn store(
     keep: &Path,
     name: &str,
     key: &str,
-) -> Result<PathBuf> {
+    seal_now: bool,
+) -> Result<Option<PathBuf>> {
     std::fs::create_dir_all(keep).ctx(|| format!("creating {}", keep.display()))?;
-    let to = part_path(keep, name, key);
     let src = File::open(image).ctx(|| format!("opening {}", image.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}-{key}.tmp-"))
@@ -138,15 +140,56 @@ pub fn store(
             tmp.path().display()
         )
     })?;
-    tmp.as_file()
-        .sync_all()
-        .ctx(|| format!("syncing {}", tmp.path().display()))?;
-    tmp.persist(&to)
-        .map_err(|e| e.error)
-        .ctx(|| format!("renaming into {}", to.display()))?;
+    if !seal_now {
+        start_writeback(tmp.as_file());
+        let path = tmp
+            .into_temp_path()
+            .keep()
+            .map_err(|e| e.error)
+            .ctx(|| format!("keeping a temporary file in {}", keep.display()))?;
+        return Ok(Some(path));
+    }
+    seal_file(tmp.path(), keep, name, key)?;
+    // The temporary name is gone (renamed): nothing for the guard to remove.
+    let _ = tmp.into_temp_path().keep();
+    Ok(None)
+}
+
+/// fsync `tmp`, rename it to the kept name of (`name`, `key`) and prune the others.
+fn seal_file(tmp: &Path, keep: &Path, name: &str, key: &str) -> Result<()> {
+    let to = part_path(keep, name, key);
+    File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .ctx(|| format!("syncing {}", tmp.display()))?;
+    std::fs::rename(tmp, &to).ctx(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
     prune(keep, name, key)?;
     artifact::fsutil::sync_dir(keep)?;
-    Ok(to)
+    Ok(())
+}
+
+/// Make the kept copies a fill left pending ([`crate::build::Inputs::defer_sync`]) available
+/// to later fills: synced (their writeback started when they were written, so this is quick
+/// once the caller has done its own work) and renamed into place.
+pub fn seal(filled: &crate::build::FilledImage) -> Result<()> {
+    for p in &filled.partitions {
+        if let (Some(tmp), Some(base)) = (&p.pending, &p.kept) {
+            let keep = base.parent().unwrap_or(Path::new("."));
+            let stem = base.file_name().unwrap_or_default().to_string_lossy();
+            let key = stem.rsplit('-').next().unwrap_or_default();
+            seal_file(tmp, keep, &p.name, key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Start writing `f`'s dirty pages to disk without waiting: an fsync on a thread of its own.
+/// Whoever needs the data durable fsyncs again (quick by then); errors surface there.
+pub fn start_writeback(f: &File) {
+    if let Ok(f) = f.try_clone() {
+        std::thread::spawn(move || {
+            let _ = f.sync_all();
+        });
+    }
 }
 
 /// Remove every `<name>-<other key>.*` in `keep` (and stale temporary files of `name`).

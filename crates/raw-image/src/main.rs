@@ -166,6 +166,7 @@ fn run(cli: Cli) -> Result<()> {
                         Ok(raw_image::keep::Reuse { dir, trees })
                     })
                     .transpose()?,
+                defer_sync: false,
             };
             let epoch = raw_image::blank::source_date_epoch()?;
             let filled = raw_image::fill_with(&layout, &inputs, &a.seed, epoch, &a.out)?;

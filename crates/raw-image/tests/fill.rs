@@ -395,6 +395,7 @@ fn kept_partition_is_reused_byte_for_byte() {
                 dir: keep.clone(),
                 trees: [("root".to_string(), k.to_string())].into(),
             }),
+            defer_sync: false,
         };
         let f = raw_image::fill_with(&layout, &inputs, "seed-1", EPOCH, &img).unwrap();
         (img, f)
@@ -444,4 +445,36 @@ fn kept_partition_is_reused_byte_for_byte() {
     assert_ne!(r3.kept.as_ref(), Some(&kept));
     assert!(!part.exists() && !kept.with_extension("sidecar").exists());
     assert_eq!(raw_image::keep::list(&keep).len(), 1);
+
+    // Deferred: the new copy is not used before it is sealed.
+    let inputs = |key: &str| raw_image::Inputs {
+        trees: trees(&[("boot", &boot), ("root", &root)]),
+        blobs: Default::default(),
+        reuse: Some(raw_image::keep::Reuse {
+            dir: keep.clone(),
+            trees: [("root".to_string(), key.to_string())].into(),
+        }),
+        defer_sync: true,
+    };
+    let img4 = d.path().join("fourth.img");
+    let f4 = raw_image::fill_with(&layout, &inputs("tree-v3"), "seed-1", EPOCH, &img4).unwrap();
+    let r4 = f4.partition("root").unwrap();
+    let pending = r4.pending.clone().expect("a pending kept copy");
+    assert!(pending.is_file() && !r4.reused);
+    let part4 = r4.kept.clone().unwrap().with_extension("part");
+    assert!(!part4.exists());
+    raw_image::keep::seal(&f4).unwrap();
+    assert!(part4.is_file() && !pending.exists());
+    assert_eq!(raw_image::keep::list(&keep).len(), 1);
+    let f5 = raw_image::fill_with(
+        &layout,
+        &inputs("tree-v3"),
+        "seed-1",
+        EPOCH,
+        &d.path().join("fifth.img"),
+    )
+    .unwrap();
+    assert!(f5.partition("root").unwrap().reused);
+    assert_eq!(sha256(&img4), sha256(&d.path().join("fifth.img")));
+    assert_eq!(sha256(&img4), sha256(&plain));
 }
