@@ -528,7 +528,20 @@ pub fn build(
     }
 
     let t = Instant::now();
-    step("hashing, mapping and compressing the image");
+    let reused: Vec<&str> = filled
+        .partitions
+        .iter()
+        .filter(|p| p.reused)
+        .map(|p| p.name.as_str())
+        .collect();
+    if reused.is_empty() {
+        step("hashing, mapping and compressing the image");
+    } else {
+        step(&format!(
+            "hashing, mapping and compressing the image (kept file system of {} reused)",
+            reused.join(", ")
+        ));
+    }
     let compressed_path = n.compressed.as_ref().map(|c| out.join(c));
     // One zstd frame per partition; kept partitions keep theirs too.
     let segments: Vec<bundle::Segment> = filled
