@@ -137,8 +137,15 @@ impl Writer<'_> {
             Some(j) => j.save(&p)?,
             None => {
                 if let Some(parent) = p.parent() {
+                    let missing: Vec<&Path> = parent
+                        .ancestors()
+                        .take_while(|a| std::fs::symlink_metadata(a).is_err())
+                        .collect();
                     std::fs::create_dir_all(parent)
                         .with_context(|| format!("creating {}", parent.display()))?;
+                    for d in missing {
+                        crate::treecache::set_dir_mode(d)?;
+                    }
                 }
                 if std::fs::symlink_metadata(&p).is_ok() {
                     std::fs::remove_file(&p)

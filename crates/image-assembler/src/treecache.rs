@@ -125,6 +125,13 @@ impl Drop for Lease {
     }
 }
 
+/// Give a folder created in a tree mode 0755.
+pub fn set_dir_mode(d: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod {}", d.display()))
+}
+
 /// What was changed in a tree, to undo it.
 #[derive(Debug, Default)]
 pub struct Journal {
@@ -165,6 +172,9 @@ impl Journal {
         }
         for d in missing.into_iter().rev() {
             std::fs::create_dir(&d).with_context(|| format!("creating {}", d.display()))?;
+            // 0755 whatever the umask: the folder ends up in a file system (and a kept one's key
+            // names only the files written).
+            set_dir_mode(&d)?;
             self.dirs.push(d);
         }
         let backup = match std::fs::symlink_metadata(path) {
