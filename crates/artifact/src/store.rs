@@ -435,7 +435,7 @@ impl Store {
 }
 
 /// Time since a folder entry was last modified (zero if unknown or in the future).
-fn age_of(e: &std::fs::DirEntry, now: SystemTime) -> Duration {
+pub fn age_of(e: &std::fs::DirEntry, now: SystemTime) -> Duration {
     e.metadata()
         .and_then(|m| m.modified())
         .ok()

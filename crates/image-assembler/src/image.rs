@@ -136,17 +136,7 @@ impl Writer<'_> {
         match self.journal.as_deref_mut() {
             Some(j) => j.save(&p)?,
             None => {
-                if let Some(parent) = p.parent() {
-                    let missing: Vec<&Path> = parent
-                        .ancestors()
-                        .take_while(|a| std::fs::symlink_metadata(a).is_err())
-                        .collect();
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
-                    for d in missing {
-                        crate::treecache::set_dir_mode(d)?;
-                    }
-                }
+                crate::treecache::create_parents(&p)?;
                 if std::fs::symlink_metadata(&p).is_ok() {
                     std::fs::remove_file(&p)
                         .with_context(|| format!("replacing {}", p.display()))?;

@@ -125,11 +125,25 @@ impl Drop for Lease {
     }
 }
 
-/// Give a folder created in a tree mode 0755.
-pub fn set_dir_mode(d: &Path) -> Result<()> {
+/// Create the missing folders above `path`, mode 0755 whatever the umask (they end up in a file
+/// system, and a kept partition's key names only the files written); returns them, outermost
+/// first.
+pub fn create_parents(path: &Path) -> Result<Vec<PathBuf>> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("chmod {}", d.display()))
+    let mut missing = Vec::new();
+    for a in path.ancestors().skip(1) {
+        if std::fs::symlink_metadata(a).is_ok() {
+            break;
+        }
+        missing.push(a.to_path_buf());
+    }
+    missing.reverse();
+    for d in &missing {
+        std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("chmod {}", d.display()))?;
+    }
+    Ok(missing)
 }
 
 /// What was changed in a tree, to undo it.
@@ -163,20 +177,7 @@ impl Journal {
             remove_path(path).with_context(|| format!("removing {}", path.display()))?;
             return Ok(());
         }
-        let mut missing = Vec::new();
-        for a in path.ancestors().skip(1) {
-            if std::fs::symlink_metadata(a).is_ok() {
-                break;
-            }
-            missing.push(a.to_path_buf());
-        }
-        for d in missing.into_iter().rev() {
-            std::fs::create_dir(&d).with_context(|| format!("creating {}", d.display()))?;
-            // 0755 whatever the umask: the folder ends up in a file system (and a kept one's key
-            // names only the files written).
-            set_dir_mode(&d)?;
-            self.dirs.push(d);
-        }
+        self.dirs.extend(create_parents(path)?);
         let backup = match std::fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() => bail!(
                 "{} is a folder; it cannot be replaced by a file",
@@ -215,6 +216,16 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn create_parents_makes_the_missing_folders_outermost_first() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("a/b/c.txt");
+        let made = create_parents(&file).unwrap();
+        assert_eq!(made, vec![d.path().join("a"), d.path().join("a/b")]);
+        assert!(d.path().join("a/b").is_dir());
+        assert!(create_parents(&file).unwrap().is_empty());
+    }
     use std::os::unix::fs::MetadataExt;
 
     fn snapshot(root: &Path) -> Vec<(String, u64, String)> {

@@ -115,35 +115,9 @@ fn rpi_layout() -> Layout {
 
 /// Copy the data extents of `src` to `dst` at byte `offset` (holes stay holes).
 fn splice_sparse(src: &Path, dst: &std::fs::File, offset: u64) -> Result<()> {
-    use nix::unistd::{lseek, Whence};
-    use std::os::fd::{AsFd, AsRawFd};
     let s = std::fs::File::open(src)?;
-    let len = s.metadata()?.len() as i64;
-    let mut pos = 0i64;
-    while pos < len {
-        let data = match lseek(s.as_raw_fd(), pos, Whence::SeekData) {
-            Ok(d) => d,
-            Err(nix::errno::Errno::ENXIO) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let hole = lseek(s.as_raw_fd(), data, Whence::SeekHole)?;
-        let mut off_in = data;
-        let mut off_out = data + offset as i64;
-        while off_in < hole {
-            let remaining = (hole - off_in) as usize;
-            let n = nix::fcntl::copy_file_range(
-                s.as_fd(),
-                Some(&mut off_in),
-                dst.as_fd(),
-                Some(&mut off_out),
-                remaining,
-            )?;
-            if n == 0 {
-                break;
-            }
-        }
-        pos = hole;
-    }
+    let len = s.metadata()?.len();
+    raw_image::keep::copy_extents(&s, 0, len, dst, offset)?;
     Ok(())
 }
 

@@ -209,7 +209,8 @@ pub fn prune(keep: &Path, name: &str, key: &str) -> Result<()> {
         }
         let stale = if f.contains(".tmp-") {
             // Another fill may be writing it right now.
-            age(&e) > std::time::Duration::from_secs(6 * 3600)
+            artifact::store::age_of(&e, std::time::SystemTime::now())
+                > std::time::Duration::from_secs(6 * 3600)
         } else {
             !f.starts_with(&ours)
         };
@@ -218,14 +219,6 @@ pub fn prune(keep: &Path, name: &str, key: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn age(e: &std::fs::DirEntry) -> std::time::Duration {
-    e.metadata()
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|m| std::time::SystemTime::now().duration_since(m).ok())
-        .unwrap_or_default()
 }
 
 /// Copy kept partition `part` into `image` at `start`; its length must be `size`.
